@@ -1,0 +1,47 @@
+"""The offline datasets: MNIST-1D (generated), scikit-learn digits (bundled), a teacher network."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data.dataset import Dataset, make_dataset
+
+
+def mnist1d() -> Dataset:
+    """MNIST-1D (Greydanus 2020), generated locally with its standard arguments (4000/1000, 40)."""
+    from mnist1d.data import get_dataset_args
+    from mnist1d.data import make_dataset as generate
+
+    raw = generate(get_dataset_args())  # deterministic (seed 42); never the pickle download
+    return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
+
+
+def digits() -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1797 images) as 8x8x1, a fixed 80/20 split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32)[..., None]
+    order = np.random.default_rng(0).permutation(len(images))
+    split = int(0.8 * len(images))
+    train, test = order[:split], order[split:]
+    return make_dataset(
+        "digits", images[train], bunch.target[train], images[test], bunch.target[test], 10
+    )
+
+
+def teacher(
+    num_train: int = 8000, num_test: int = 2000, dim: int = 32, classes: int = 10
+) -> Dataset:
+    """Gaussian inputs labelled by the argmax of a fixed random two-layer ReLU teacher."""
+    rng = np.random.default_rng(1234)
+    w1 = rng.normal(0, np.sqrt(2 / dim), (dim, 4 * dim))
+    w2 = rng.normal(0, np.sqrt(1 / (4 * dim)), (4 * dim, classes))
+    x = rng.normal(size=(num_train + num_test, dim))
+    y = np.argmax(np.maximum(x @ w1, 0) @ w2, axis=1)
+    return make_dataset(
+        "teacher", x[:num_train], y[:num_train], x[num_train:], y[num_train:], classes
+    )
+
+
+SOURCES = {"mnist1d": mnist1d, "digits": digits, "teacher": teacher}

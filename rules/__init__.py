@@ -1,0 +1,69 @@
+"""Scaling rules: parametrizations as composable functions of layer metadata.
+
+Core (no JAX needed): `LayerMeta`, `Scales`, `Rule`, `compose`, the transforms,
+the registry and the named rules `sp`, `ntk`, `mup`, `mean_field`.
+Flax/optax adapters (`Linear`, `describe`, `lr_multipliers`, `with_lr_multipliers`,
+`scale_by_tree`) are imported on first use so that the core stays cheap to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from rules.algebra import Rule, Transform, compose, named
+from rules.gains import GAINS, gain
+from rules.library import mean_field, mup, ntk, sp
+from rules.meta import LayerMeta, Scales
+from rules.registry import get, names, register
+from rules.transforms import (
+    depth_lr,
+    he_init,
+    mean_field_readout_init,
+    mup_lr,
+    mup_readout_init,
+    ntk_weights,
+)
+
+_LAZY = {
+    "Linear": "rules.nnx_layers",
+    "bias_meta": "rules.nnx_layers",
+    "scaled_param": "rules.nnx_layers",
+    "scales_of": "rules.nnx_layers",
+    "describe": "rules.report",
+    "layer_rows": "rules.report",
+    "lr_multipliers": "rules.optim",
+    "scale_by_tree": "rules.optim",
+    "with_lr_multipliers": "rules.optim",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rules' has no attribute {name!r}")
+
+
+__all__ = [
+    "GAINS",
+    "LayerMeta",
+    "Rule",
+    "Scales",
+    "Transform",
+    "compose",
+    "depth_lr",
+    "gain",
+    "get",
+    "he_init",
+    "mean_field",
+    "mean_field_readout_init",
+    "mup",
+    "mup_lr",
+    "mup_readout_init",
+    "named",
+    "names",
+    "ntk",
+    "ntk_weights",
+    "register",
+    "sp",
+    *_LAZY,
+]

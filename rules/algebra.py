@@ -1,0 +1,65 @@
+"""Rules as pipelines of small transforms.
+
+A transform maps (LayerMeta, Scales) -> Scales. A `Rule` is a named tuple of
+transforms applied left to right, starting from the neutral `Scales()`; rules
+compose, so `compose(mup, depth_lr(-1.5))` is a rule too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from rules.meta import LayerMeta, Scales
+
+Transform = Callable[[LayerMeta, Scales], Scales]
+
+
+def transform_name(transform: Transform) -> str:
+    return getattr(transform, "__name__", repr(transform))
+
+
+def named(name: str) -> Callable[[Transform], Transform]:
+    """Decorator giving a closure a readable name (e.g. `depth_lr(-1.5)`)."""
+
+    def rename(transform: Transform) -> Transform:
+        transform.__name__ = name
+        transform.__qualname__ = name
+        return transform
+
+    return rename
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A parametrization: transforms applied in order to the neutral scales."""
+
+    name: str
+    transforms: tuple[Transform, ...]
+    description: str = ""
+
+    def __call__(self, meta: LayerMeta, scales: Scales | None = None) -> Scales:
+        scales = Scales() if scales is None else scales
+        for transform in self.transforms:
+            scales = transform(meta, scales)
+        return scales
+
+    @property
+    def pipeline(self) -> str:
+        """The transforms as text, e.g. `he_init > mup_readout_init > mup_lr`."""
+        return " > ".join(transform_name(t) for t in self.transforms)
+
+
+def compose(*parts: Rule | Transform, name: str | None = None, description: str = "") -> Rule:
+    """Chain rules and transforms left to right into one `Rule`."""
+    transforms: list[Transform] = []
+    for part in parts:
+        if isinstance(part, Rule):
+            transforms.extend(part.transforms)
+        elif callable(part):
+            transforms.append(part)
+        else:
+            raise TypeError(f"compose takes rules or transforms, got {type(part).__name__}")
+    if name is None:
+        name = "+".join(p.name if isinstance(p, Rule) else transform_name(p) for p in parts)
+    return Rule(name=name, transforms=tuple(transforms), description=description)

@@ -1,0 +1,30 @@
+"""Rules by name, so that `train.py --rule=NAME` finds built-in and user rules alike."""
+
+from __future__ import annotations
+
+from rules.algebra import Rule
+
+_RULES: dict[str, Rule] = {}
+
+
+def register(rule: Rule, name: str | None = None, *, overwrite: bool = False) -> Rule:
+    """Make `rule` available as `name` (default: `rule.name`); returns the rule."""
+    name = name or rule.name
+    if not name.isidentifier():
+        raise ValueError(f"rule name must be a Python identifier, got {name!r}")
+    if name in _RULES and not overwrite and _RULES[name] is not rule:
+        raise ValueError(f"a rule named {name!r} is already registered; pass overwrite=True")
+    _RULES[name] = rule
+    return rule
+
+
+def get(name: str) -> Rule:
+    """The registered rule `name`; ValueError listing the choices otherwise."""
+    try:
+        return _RULES[name]
+    except KeyError:
+        raise ValueError(f"unknown rule {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return sorted(_RULES)

@@ -1,0 +1,64 @@
+"""A per-layer report of what a rule decided: `describe(model)`."""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from rules.nnx_layers import scales_of
+
+COLUMNS = ("path", "role", "shape", "fan_in", "init_std", "multiplier", "lr_multiplier")
+
+
+def layer_rows(model: nnx.Module) -> list[dict]:
+    """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR multiplier."""
+    rows = []
+    for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        meta = param.get_metadata().get("meta")
+        scales = scales_of(param)
+        rows.append(
+            {
+                "path": "/".join(str(p) for p in path),
+                "role": meta.role if meta else "-",
+                "shape": tuple(param[...].shape),
+                "fan_in": meta.fan_in if meta else None,
+                "init_std": scales.init_std,
+                "multiplier": scales.multiplier,
+                "lr_multiplier": scales.lr,
+            }
+        )
+    return sorted(rows, key=_model_order(rows))
+
+
+_ROLE_ORDER = {"input": 0, "hidden": 1, "output": 2}
+
+
+def _model_order(rows: list[dict]):
+    """NNX lists attributes alphabetically; show layers input -> hidden -> output, weights first."""
+    layer_rank: dict[str, tuple[int, int]] = {}
+    for index, row in enumerate(rows):
+        layer = row["path"].rpartition("/")[0]
+        rank = _ROLE_ORDER.get(row["role"], 1)
+        layer_rank[layer] = min(layer_rank.get(layer, (rank, index)), (rank, index))
+
+    def key(row: dict):
+        layer = row["path"].rpartition("/")[0]
+        return (*layer_rank[layer], row["role"] in ("bias", "norm"))
+
+    return key
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value) or "()"
+    return "-" if value is None else str(value)
+
+
+def describe(model: nnx.Module, title: str = "") -> str:
+    """The report as an aligned text table (printed at the start of every training run)."""
+    table = [COLUMNS] + [tuple(_cell(row[c]) for c in COLUMNS) for row in layer_rows(model)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(([title] if title else []) + lines)

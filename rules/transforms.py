@@ -1,0 +1,71 @@
+"""The small transforms that named rules are built from.
+
+Width multipliers are relative to the base shape (`LayerMeta.fan_in_multiplier`,
+`fan_out_multiplier`), so a width rule equals its plain rule at the base width.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rules.algebra import Transform, named
+from rules.meta import LayerMeta, Scales
+
+VECTOR_LIKE = ("input", "bias", "norm")  # exactly one dimension (fan_out) grows with width
+
+
+def he_init(meta: LayerMeta, scales: Scales) -> Scales:
+    """Weights ~ N(0, gain / fan_in); biases and norm scales at their constant default."""
+    if meta.is_weight:
+        return scales.replace(init_std=math.sqrt(meta.gain / meta.fan_in))
+    return scales.replace(init_std=0.0)
+
+
+def ntk_weights(meta: LayerMeta, scales: Scales) -> Scales:
+    """NTK parametrization: weights ~ N(0, 1) times a forward multiplier sqrt(gain / fan_in)."""
+    if meta.is_weight:
+        return scales.replace(init_std=1.0, multiplier=math.sqrt(meta.gain / meta.fan_in))
+    return scales.replace(init_std=0.0)
+
+
+def mup_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
+    """Readout std shrinks by sqrt(n) more than fan-in init, so std ~ 1/width (TP V)."""
+    if meta.role == "output":
+        return scales.replace(init_std=scales.init_std / math.sqrt(meta.fan_in_multiplier))
+    return scales
+
+
+def mean_field_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
+    """Readout std = 1 / fan_in (variance 1/n^2, Jelassi et al. 2023); absolute, not relative."""
+    if meta.role == "output":
+        return scales.replace(init_std=1.0 / meta.fan_in)
+    return scales
+
+
+def mup_lr(meta: LayerMeta, scales: Scales) -> Scales:
+    """Per-layer LR multipliers of muP (Tensor Programs V, table 3), relative to the base width.
+
+    SGD:  input weights, biases, norms x n;  hidden x 1;    output x 1/n.
+    Adam: input weights, biases, norms x 1;  hidden x 1/n;  output x 1/n.
+    """
+    if meta.optimizer == "sgd":
+        if meta.role in VECTOR_LIKE:
+            return scales.replace(lr=scales.lr * meta.fan_out_multiplier)
+        if meta.role == "output":
+            return scales.replace(lr=scales.lr / meta.fan_in_multiplier)
+        return scales
+    if meta.role in ("hidden", "output"):
+        return scales.replace(lr=scales.lr / meta.fan_in_multiplier)
+    return scales
+
+
+def depth_lr(alpha: float, roles: tuple[str, ...] = ("hidden",)) -> Transform:
+    """LR of `roles` times (L / L0)^alpha; Jelassi et al. give alpha = -3/2 for ReLU MLPs."""
+
+    @named(f"depth_lr({alpha:g})")
+    def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        if meta.role in roles:
+            return scales.replace(lr=scales.lr * meta.depth_multiplier**alpha)
+        return scales
+
+    return transform

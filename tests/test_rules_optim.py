@@ -1,0 +1,96 @@
+"""The optax adapter: one step moves each parameter by exactly lr x LR multiplier x gradient."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import rules
+import zoo
+from training.steps import split_model
+
+
+def mlp(rule, optimizer="sgd", width=128):
+    config = zoo.ModelConfig(
+        input_shape=(12,), num_classes=3, width=width, depth=3, base_width=32, optimizer=optimizer
+    )
+    return zoo.build("mlp", config, rules.get(rule), nnx.Rngs(0))
+
+
+def test_scale_by_tree_multiplies_each_leaf():
+    tx = rules.scale_by_tree({"a": 2.0, "b": {"c": 0.5}})
+    updates = {"a": jnp.ones(3), "b": {"c": jnp.full(2, 4.0)}}
+    out, _ = tx.update(updates, tx.init(updates))
+    np.testing.assert_allclose(out["a"], 2.0)
+    np.testing.assert_allclose(out["b"]["c"], 2.0)
+
+
+@pytest.mark.parametrize("rule", ["mup", "mean_field", "sp"])
+def test_one_sgd_step_is_lr_times_multiplier_times_gradient(rule):
+    model = mlp(rule)
+    graphdef, params, rest = split_model(model)
+    multipliers = rules.lr_multipliers(model)
+    lr = 0.05
+    tx = rules.with_lr_multipliers(optax.sgd(lr), multipliers)
+    x = jax.random.normal(jax.random.key(1), (8, 12))
+
+    def loss(p):
+        return jnp.mean(nnx.merge(graphdef, p, rest)(x) ** 2)
+
+    grads = jax.grad(loss)(params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    seen = set()
+    for path, mult in jax.tree_util.tree_leaves_with_path(multipliers):
+        old_leaf = _at(params, path)
+        want = old_leaf - lr * mult * _at(grads, path)
+        np.testing.assert_allclose(_at(new, path), want, rtol=1e-6, atol=1e-7)
+        seen.add(mult)
+    if rule != "sp":
+        assert len(seen) > 1, "the rule should give different layers different LR multipliers"
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key.key]
+    return tree
+
+
+def test_lr_multipliers_match_param_structure_and_describe():
+    model = mlp("mup", optimizer="adam")
+    _, params, _ = split_model(model)
+    multipliers = rules.lr_multipliers(model)
+    assert jax.tree.structure(multipliers) == jax.tree.structure(params)
+    assert multipliers["hidden"][0]["kernel"] == pytest.approx(32 / 128)
+    assert multipliers["input"]["kernel"] == 1.0
+
+
+def test_describe_lists_every_parameter_with_its_scales():
+    model = mlp("mup")
+    rows = rules.layer_rows(model)
+    _, params, _ = split_model(model)
+    assert len(rows) == len(jax.tree.leaves(params))
+    by_path = {r["path"]: r for r in rows}
+    readout = by_path["output/kernel"]
+    assert readout["role"] == "output" and readout["shape"] == (128, 3)
+    assert readout["fan_in"] == 128
+    assert readout["lr_multiplier"] == pytest.approx(32 / 128)
+    text = rules.describe(model, title="T")
+    assert text.splitlines()[0] == "T"
+    assert "lr_multiplier" in text.splitlines()[1]
+    assert "output/kernel" in text
+    paths = [r["path"] for r in rows]
+    assert paths.index("input/kernel") < paths.index("output/kernel"), "model order, not sorted"
+
+
+def test_linear_uses_rule_scales_in_forward_and_init():
+    meta = rules.LayerMeta(role="hidden", fan_in=512, fan_out=512, gain=2.0)
+    layer = rules.Linear(meta, rules.ntk, rngs=nnx.Rngs(0))
+    kernel = np.asarray(layer.kernel[...])
+    assert kernel.std() == pytest.approx(1.0, rel=0.02)  # ntk: N(0, 1) weights
+    x = jnp.ones((2, 512))
+    y = layer(x)
+    np.testing.assert_allclose(y, (x @ kernel) * np.sqrt(2 / 512), rtol=1e-5)
+    assert layer.kernel.scales.multiplier == pytest.approx(np.sqrt(2 / 512))

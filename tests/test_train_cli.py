@@ -1,0 +1,117 @@
+"""train.py as a user runs it: files it writes, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = [
+    "--width=32",
+    "--base_width=16",
+    "--depth=2",
+    "--steps=20",
+    "--eval_every=10",
+    "--log_every=10",
+    "--batch_size=32",
+]
+
+
+def run(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_short_run_writes_config_metrics_and_summary(tmp_path):
+    workdir = tmp_path / "run"
+    proc = run(*SMALL, "--rule=mean_field", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr
+    assert "lr_multiplier" in proc.stdout and "hidden/0/kernel" in proc.stdout  # rule report
+    assert "step 20/20" in proc.stdout and "steps/s" in proc.stdout  # progress
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["rule"] == "mean_field" and config["width"] == 32 and config["steps"] == 20
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in records if "train_loss" in r]
+    assert train_steps == list(range(1, 21))
+    evals = [r for r in records if "test_accuracy" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert all(0 <= r["test_accuracy"] <= 1 for r in evals)
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["steps_done"] == 20 and not summary["diverged"]
+    assert summary["test_accuracy"] == evals[-1]["test_accuracy"]
+
+    # The same command again keeps the first run's outputs, archived.
+    again = run(*SMALL, "--rule=mean_field", f"--workdir={workdir}")
+    assert again.returncode == 0, again.stderr
+    assert (workdir / "archive" / "1" / "metrics.jsonl").read_text() == "\n".join(
+        json.dumps(r, sort_keys=True) for r in records
+    ) + "\n"
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        proc = run(*SMALL, "--seed=5", f"--workdir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr
+        outs.append((tmp_path / name / "metrics.jsonl").read_text())
+    assert outs[0] == outs[1]
+
+
+def test_divergence_stops_with_status_3_and_is_recorded(tmp_path):
+    workdir = tmp_path / "div"
+    proc = run(*SMALL, "--optimizer=sgd", "--lr=1e6", f"--workdir={workdir}")
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: diverged") and "--lr" in proc.stderr
+    last = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["diverged"] is True and last["train_loss"] is None and last["step"] >= 1
+    assert json.loads((workdir / "summary.json").read_text())["diverged"] is True
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--model=transformer"], ["--model", "mlp"]),
+        (["--rule=fancy"], ["--rule", "mup", "sp"]),
+        (["--optimizer=lbfgs"], ["--optimizer", "adamw"]),
+        (["--dataset=imagenet"], ["--dataset", "mnist1d"]),
+        (["--activation=swish"], ["--activation", "relu"]),
+        (["--depth=0"], ["--depth"]),
+        (["--width=0"], ["--width"]),
+        (["--width=32", "--base_width=64"], ["--base_width"]),
+        (["--depth=2", "--base_depth=3"], ["--base_depth"]),
+        (["--lr=0"], ["--lr"]),
+        (["--lr=-1"], ["--lr"]),
+        (["--steps=0"], ["--steps"]),
+        (["--batch_size=100000"], ["--batch_size"]),
+        (["--depth=abc"], ["--depth"]),
+        (["--no_such_flag"], ["no_such_flag"]),
+        (["--optimizer=sgd", "--weight_decay=0.1"], ["--weight_decay"]),
+        (["extra"], ["unexpected"]),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args, names, tmp_path):
+    proc = run(*args, f"--workdir={tmp_path / 'w'}")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for name in names:
+        assert name in lines[0]
+    assert not (tmp_path / "w" / "metrics.jsonl").exists()
+
+
+def test_unwritable_workdir_is_status_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run(f"--workdir={blocker / 'sub'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: --workdir: cannot write")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"

@@ -1,0 +1,87 @@
+"""Train a zoo model under a scaling rule: `python train.py --model=mlp --rule=mup`.
+
+Exit status: 0 done, 2 bad flags (one line on stderr), 3 the loss diverged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from absl import app, flags, logging
+
+import data
+import rules
+import zoo
+from training.config import OPTIMIZERS, ConfigError, TrainConfig
+
+HELP = {
+    "model": f"model family: {', '.join(zoo.names())}",
+    "rule": f"scaling rule: {', '.join(rules.names())}",
+    "width": "hidden width (units or channels)",
+    "depth": "number of hidden layers",
+    "base_width": "width at which the rule equals its base rule (where you tuned)",
+    "base_depth": "depth at which depth rules equal their base rule",
+    "activation": f"activation: {', '.join(sorted(rules.GAINS))}",
+    "bias": "use biases",
+    "optimizer": f"optimizer: {', '.join(OPTIMIZERS)}",
+    "lr": "global learning rate (the rule multiplies it per layer)",
+    "momentum": "momentum of --optimizer=momentum",
+    "weight_decay": "decoupled weight decay of --optimizer=adamw (default 1.0; 0 elsewhere)",
+    "steps": "number of training steps",
+    "batch_size": "examples per step",
+    "seed": "seed of the init and the batch order",
+    "dataset": f"dataset: {', '.join(data.names())}; empty = the model's default",
+    "workdir": "output folder; empty = runs/<model>_<rule>_w<width>_d<depth>_s<seed>",
+    "eval_every": "evaluate on the test split every this many steps (and at the end)",
+    "log_every": "print progress every this many steps",
+}
+
+DEFINE = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+}
+FLAG_TYPES = {"weight_decay": float}  # fields whose default (None) does not tell the type
+for field in dataclasses.fields(TrainConfig):
+    kind = FLAG_TYPES.get(field.name, type(field.default))
+    DEFINE[kind](field.name, field.default, HELP[field.name])
+
+
+def fail(message: str, status: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl parsing, but a bad flag is one line and exit status 2, not a usage dump."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{e}; see --help", 2)
+
+
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
+    if len(argv) > 1:
+        fail(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value", 2)
+    config = TrainConfig(
+        **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
+    )
+    from training.loop import EXIT_DIVERGED, train
+
+    try:
+        result = train(config)
+    except ConfigError as e:
+        fail(str(e), 2)
+    if result.diverged:
+        fail(
+            f"diverged: non-finite loss at step {result.steps_done}; try a smaller --lr "
+            f"(was {config.lr:g}). Metrics up to then are in {config.workdir_path}",
+            EXIT_DIVERGED,
+        )
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,75 @@
+"""What every model in the zoo is built from: its shape, and how to describe a layer to a rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import rules
+from rules.meta import LayerMeta, Role
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shape and options of a model; `base_*` = None means "same as the model" (no scaling)."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    width: int = 256
+    depth: int = 3
+    base_width: int | None = None
+    base_depth: int | None = None
+    activation: str = "relu"
+    use_bias: bool = True
+    optimizer: str = "adam"  # optimizer family the rule scales LRs for: "sgd" or "adam"
+
+    def __post_init__(self):
+        if self.width < 1 or self.depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got {self.width}, {self.depth}")
+        if self.base_width is not None and not 1 <= self.base_width <= self.width:
+            raise ValueError(
+                f"base_width must be in [1, width={self.width}], got {self.base_width}"
+            )
+        if self.base_depth is not None and not 1 <= self.base_depth <= self.depth:
+            raise ValueError(
+                f"base_depth must be in [1, depth={self.depth}], got {self.base_depth}"
+            )
+        rules.gain(self.activation)  # raises for an unknown activation
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def gain(self) -> float:
+        """Gain of inputs that passed through the activation."""
+        return rules.gain(self.activation)
+
+    def base_of(self, size: int) -> int:
+        """The base-width counterpart of a dimension `size` that scales with width."""
+        return size * (self.base_width or self.width) // self.width
+
+    def meta(
+        self,
+        role: Role,
+        fan_in: int,
+        fan_out: int,
+        *,
+        scales_in: bool,
+        scales_out: bool,
+        gain: float,
+        **extra,
+    ) -> LayerMeta:
+        """Layer metadata; `scales_in/out` say which dimensions grow with width."""
+        return LayerMeta(
+            role=role,
+            fan_in=fan_in,
+            fan_out=fan_out,
+            base_fan_in=self.base_of(fan_in) if scales_in else None,
+            base_fan_out=self.base_of(fan_out) if scales_out else None,
+            depth=self.depth,
+            base_depth=self.base_depth or self.depth,
+            gain=gain,
+            optimizer=self.optimizer,
+            **extra,
+        )

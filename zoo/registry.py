@@ -1,0 +1,35 @@
+"""Models by name: `build(name, config, rule, rngs)`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flax import nnx
+
+    from rules import Rule
+    from zoo.config import ModelConfig
+
+# name -> "module:Class"; imported on use so that listing names stays cheap.
+MODELS: dict[str, str] = {
+    "mlp": "zoo.mlp:MLP",
+}
+
+# Offline dataset each model trains on unless --dataset says otherwise.
+DEFAULT_DATASETS: dict[str, str] = {
+    "mlp": "mnist1d",
+}
+
+
+def names() -> list[str]:
+    return sorted(MODELS)
+
+
+def build(name: str, config: ModelConfig, rule: Rule, rngs: nnx.Rngs) -> nnx.Module:
+    """Build model `name`; ValueError listing the choices for an unknown name."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+    module_name, class_name = MODELS[name].split(":")
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    return model_class(config, rule, rngs=rngs)
