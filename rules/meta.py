@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-Role = Literal["input", "hidden", "output", "bias", "norm"]
-ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm")
+Role = Literal["input", "hidden", "output", "bias", "norm", "branch"]
+# "branch" is no tensor: it stands for a residual branch's output, whose `multiplier` a
+# model applies where the branch joins the residual stream (after any norm in the branch).
+ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch")
 OptimizerFamily = Literal["sgd", "adam"]
 OPTIMIZER_FAMILIES: tuple[str, ...] = ("sgd", "adam")
 

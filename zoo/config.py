@@ -60,8 +60,12 @@ class ModelConfig:
         gain: float,
         **extra,
     ) -> LayerMeta:
-        """Layer metadata; `scales_in/out` say which dimensions grow with width."""
-        return LayerMeta(
+        """Layer metadata; `scales_in/out` say which dimensions grow with width.
+
+        `extra` sets or overrides other LayerMeta fields (e.g. residual models pass
+        depth/base_depth as block counts, block, num_blocks, in_residual_branch).
+        """
+        fields = dict(
             role=role,
             fan_in=fan_in,
             fan_out=fan_out,
@@ -71,5 +75,5 @@ class ModelConfig:
             base_depth=self.base_depth or self.depth,
             gain=gain,
             optimizer=self.optimizer,
-            **extra,
         )
+        return LayerMeta(**(fields | extra))
