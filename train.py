@@ -17,7 +17,8 @@ from training.config import OPTIMIZERS, ConfigError, TrainConfig
 
 HELP = {
     "model": f"model family: {', '.join(zoo.names())}",
-    "rule": f"scaling rule: {', '.join(rules.names())}",
+    "rule": f"scaling rule: {', '.join(rules.names())} (or one from --rules_module)",
+    "rules_module": "module name or .py file whose rules.register(...) calls add rules",
     "width": "hidden width (units or channels)",
     "depth": "number of hidden layers",
     "base_width": "width at which the rule equals its base rule (where you tuned)",
@@ -27,7 +28,7 @@ HELP = {
     "optimizer": f"optimizer: {', '.join(OPTIMIZERS)}",
     "lr": "global learning rate (the rule multiplies it per layer)",
     "momentum": "momentum of --optimizer=momentum",
-    "weight_decay": "decoupled weight decay of --optimizer=adamw (default 1.0; 0 elsewhere)",
+    "weight_decay": "decoupled weight decay, per step lr x wd (default 0.5 for adamw, else 0)",
     "steps": "number of training steps",
     "batch_size": "examples per step",
     "seed": "seed of the init and the batch order",

@@ -52,3 +52,10 @@ class Linear(nnx.Module):
 def scales_of(param: nnx.Variable) -> Scales:
     """The scales a parameter was built with; neutral scales for parameters without them."""
     return param.get_metadata().get("scales") or Scales()
+
+
+def param_metas(model: nnx.Module) -> list[LayerMeta]:
+    """The LayerMeta of every parameter that has one."""
+    state = nnx.state(model, nnx.Param)
+    metas = (v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state))
+    return [m for m in metas if m is not None]

@@ -8,9 +8,9 @@ import os
 import data
 import rules
 import zoo
+from rules.optim_names import OPTIMIZERS as OPTIMIZER_FAMILY
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-OPTIMIZER_FAMILY = {"sgd": "sgd", "momentum": "sgd", "adam": "adam", "adamw": "adam"}
+OPTIMIZERS = tuple(OPTIMIZER_FAMILY)
 
 
 class ConfigError(ValueError):
@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     model: str = "mlp"
     rule: str = "mup"
+    rules_module: str = ""  # module or .py file registering extra rules
     width: int = 256
     depth: int = 3
     base_width: int = 64
@@ -34,7 +35,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 3e-3
     momentum: float = 0.9
-    weight_decay: float | None = None  # None: 1.0 for adamw, 0 for the others
+    weight_decay: float | None = None  # None: 0.5 for adamw, 0 for the others
     steps: int = 2000
     batch_size: int = 128
     seed: int = 0
@@ -56,7 +57,7 @@ class TrainConfig:
     def weight_decay_value(self) -> float:
         if self.weight_decay is not None:
             return self.weight_decay
-        return 1.0 if self.optimizer == "adamw" else 0.0
+        return 0.5 if self.optimizer == "adamw" else 0.0
 
     @property
     def optimizer_family(self) -> str:
@@ -71,6 +72,13 @@ def _choose(flag: str, value: str, choices) -> None:
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every setting; raise ConfigError naming the first bad flag."""
     _choose("model", config.model, zoo.names())
+    if config.rules_module:
+        try:
+            rules.import_rules(config.rules_module)
+        except Exception as e:  # a user's file: any failure is theirs to fix
+            raise ConfigError(
+                "rules_module", f"cannot import {config.rules_module!r}: {e}"
+            ) from None
     _choose("rule", config.rule, rules.names())
     _choose("optimizer", config.optimizer, OPTIMIZERS)
     _choose("activation", config.activation, sorted(rules.GAINS))
@@ -91,8 +99,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("lr", f"must be > 0, got {config.lr}")
     if config.weight_decay_value < 0:
         raise ConfigError("weight_decay", f"must be >= 0, got {config.weight_decay}")
-    if config.weight_decay_value > 0 and config.optimizer != "adamw":
-        raise ConfigError("weight_decay", "only --optimizer=adamw uses weight decay")
     return config
 
 

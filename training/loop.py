@@ -70,13 +70,20 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     from training.steps import make_evaluate, make_train_chunk, split_model
 
     model = build_model(config, dataset)
+    try:
+        rules.check(rules.get(config.rule), rules.param_metas(model))
+    except rules.RuleError as e:
+        raise ConfigError("rule", f"{e} (--model={config.model})") from None
     echo(dataset.summary())
     echo(rules.describe(model, title=f"rule {config.rule}: {rules.get(config.rule).pipeline}"))
     graphdef, params, rest = split_model(model)
-    base_optimizer = make_optimizer(
-        config.optimizer, config.lr, config.momentum, config.weight_decay_value
+    optimizer = make_optimizer(
+        config.optimizer,
+        config.lr,
+        rules.param_scales(model),
+        config.momentum,
+        config.weight_decay_value,
     )
-    optimizer = rules.with_lr_multipliers(base_optimizer, rules.lr_multipliers(model))
     opt_state = optimizer.init(params)
     train_chunk, evaluate = make_train_chunk(graphdef, optimizer), make_evaluate(graphdef)
 
