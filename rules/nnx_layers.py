@@ -41,12 +41,20 @@ class Linear(nnx.Module):
         if use_bias:
             self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
             self.bias_multiplier = self.bias.scales.multiplier
+        self.record = False  # measurements switch it on to sow pre-activations
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = (x @ self.kernel[...]) * self.multiplier
         if self.bias is not None:
             y = y + self.bias[...] * self.bias_multiplier
-        return y
+        return record_preactivation(self, y)
+
+
+def record_preactivation(layer: nnx.Module, y: jax.Array) -> jax.Array:
+    """Sow `y` as an `nnx.Intermediate` named "preactivation" when `layer.record` is on."""
+    if getattr(layer, "record", False):
+        layer.sow(nnx.Intermediate, "preactivation", y)
+    return y
 
 
 def scales_of(param: nnx.Variable) -> Scales:
