@@ -81,7 +81,8 @@ def main(argv: list[str]) -> None:
 
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS[f.model]
     if dataset_name not in data.names():
-        fail(f"--dataset: unknown dataset {dataset_name!r}; choose one of: {', '.join(data.names())}")
+        choices = ", ".join(data.names())
+        fail(f"--dataset: unknown dataset {dataset_name!r}; choose one of: {choices}")
     dataset = data.load(dataset_name)
     spec = ProbeModel(
         model=f.model,
@@ -95,18 +96,32 @@ def main(argv: list[str]) -> None:
         num_classes=dataset.num_classes,
     )
     request = Request(
-        spec=spec, widths=_sizes("widths"), depths=_sizes("depths"), seeds=f.seeds, lr=f.lr,
-        steps=f.steps, optimizer=f.optimizer, layers=f.layers, dataset=dataset_name,
+        spec=spec,
+        widths=_sizes("widths"),
+        depths=_sizes("depths"),
+        seeds=f.seeds,
+        lr=f.lr,
+        steps=f.steps,
+        optimizer=f.optimizer,
+        layers=f.layers,
+        dataset=dataset_name,
     )
     try:
         report = PROBES[probe](request)
     except (ProbeError, rules.RuleError, ValueError) as e:
         fail(f"{probe}: {e}")
     os.makedirs(f.out, exist_ok=True)
-    record = {"probe": probe, "model": f.model, "rule": f.rule, "seeds": f.seeds,
-              "base_width": f.base_width, "base_depth": f.base_depth or None,
-              "activation": f.activation, "optimizer": f.optimizer,
-              "dataset": dataset_name} | report.record
+    record = {
+        "probe": probe,
+        "model": f.model,
+        "rule": f.rule,
+        "seeds": f.seeds,
+        "base_width": f.base_width,
+        "base_depth": f.base_depth or None,
+        "activation": f.activation,
+        "optimizer": f.optimizer,
+        "dataset": dataset_name,
+    } | report.record
     json_path, png_path = os.path.join(f.out, f"{probe}.json"), os.path.join(f.out, f"{probe}.png")
     with open(json_path + ".tmp", "w") as out:
         json.dump(record, out, indent=1, allow_nan=False, default=_jsonable)

@@ -29,8 +29,7 @@ def make_preactivations(model: nnx.Module):
 
     def apply(params: Any, x: jax.Array):
         module = nnx.merge(graphdef, params, rest)
-        out = module(x)
-        sown = nnx.pop(module, nnx.Intermediate)
+        out, sown = nnx.capture(module, nnx.Intermediate)(x)
         return out, {layer_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(sown)}
 
     return apply, params, rest

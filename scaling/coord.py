@@ -53,8 +53,16 @@ def trajectory(model, x, labels, optimizer: str, lr: float, steps: int) -> dict[
     return {"layers": layers, "activation": activation, "change": change}
 
 
-def measure(spec: ProbeModel, widths, depth: int, seeds: int, lr: float, steps: int,
-            optimizer: str, batch: int = 32) -> dict[str, Any]:
+def measure(
+    spec: ProbeModel,
+    widths,
+    depth: int,
+    seeds: int,
+    lr: float,
+    steps: int,
+    optimizer: str,
+    batch: int = 32,
+) -> dict[str, Any]:
     """Trajectories at every width (averaged over seeds) and per-layer slopes at the last step."""
     runs = {}
     for width in widths:

@@ -22,8 +22,9 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
-def lines(path: str, title: str, xlabel: str, ylabel: str, series: dict, logx=True, logy=True,
-          marker="o") -> None:
+def lines(
+    path: str, title: str, xlabel: str, ylabel: str, series: dict, logx=True, logy=True, marker="o"
+) -> None:
     """One line per entry of `series` = {label: (xs, ys)}."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (xs, ys) in series.items():

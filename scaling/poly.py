@@ -33,7 +33,8 @@ def one_step_loss(model, x, y) -> np.polynomial.Polynomial:
 
         grads = jax.grad(loss)(params)
         direction = jax.tree.map(lambda g, m: -m * g, grads, multipliers)
-        slope = -sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction)))
+        pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(direction))
+        slope = -sum(jnp.vdot(g, d) for g, d in pairs)
         scale = float(loss(params) / slope)  # where the first-order model reaches zero loss
         degree = 2 * len(jax.tree.leaves(params))
         nodes = (np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1)) + 1) * 2 * scale

@@ -113,10 +113,14 @@ def run_update(req: Request) -> Report:
         "exponent": {c: _law(sizes, eta[c])["exponent"] for c in update.CRITERIA},
         "ci": {c: _law(sizes, eta[c])["ci"] for c in update.CRITERIA},
     }
-    table = _table([axis, "eta*(max)", "eta*(mean)"], rows) + "\n" + "\n".join(
-        f"exponent ({c}): {record['exponent'][c]:+.3f}  95% CI [{record['ci'][c][0]:+.3f}, "
-        f"{record['ci'][c][1]:+.3f}]"
-        for c in update.CRITERIA
+    table = (
+        _table([axis, "eta*(max)", "eta*(mean)"], rows)
+        + "\n"
+        + "\n".join(
+            f"exponent ({c}): {record['exponent'][c]:+.3f}  95% CI [{record['ci'][c][0]:+.3f}, "
+            f"{record['ci'][c][1]:+.3f}]"
+            for c in update.CRITERIA
+        )
     )
 
     def plot(path):
@@ -153,7 +157,7 @@ def run_sharpness(req: Request) -> Report:
     record = {"widths": list(widths), "depths": list(depths)} | result
     record["lambda1_vs_depth_x_width"] = law
     rows = [
-        [e["width"], e["depth"], float(np.mean(e["lambda1"])), float(np.mean(e["two_over_lambda1"]))]
+        [e["width"], e["depth"], *(float(np.mean(e[k])) for k in ("lambda1", "two_over_lambda1"))]
         for e in result["results"]
     ]
     table = _table(["width", "depth", "lambda_1", "2/lambda_1"], rows)
@@ -164,8 +168,13 @@ def run_sharpness(req: Request) -> Report:
         order = np.argsort(products)
         xs = [products[i] for i in order]
         series = {"lambda_1": (xs, [float(np.mean(lambdas[i])) for i in order])}
-        plots.lines(path, f"sharpness at init: {req.spec.model} / {req.spec.rule}",
-                    "depth x width", "top Hessian eigenvalue", series)
+        plots.lines(
+            path,
+            f"sharpness at init: {req.spec.model} / {req.spec.rule}",
+            "depth x width",
+            "top Hessian eigenvalue",
+            series,
+        )
 
     return Report(record, table, plot)
 
@@ -200,8 +209,16 @@ def run_poly(req: Request) -> Report:
             top = 3 * max(np.nanmax(means), 1e-12)
             etas = np.linspace(0, top, 200)
             series[f"width {entry['width']}"] = (etas, p(etas))
-        plots.lines(path, f"one-step loss of a deep linear MLP: {req.spec.rule}", "eta",
-                    "loss after one step", series, logx=False, logy=True, marker="")
+        plots.lines(
+            path,
+            f"one-step loss of a deep linear MLP: {req.spec.rule}",
+            "eta",
+            "loss after one step",
+            series,
+            logx=False,
+            logy=True,
+            marker="",
+        )
 
     return Report(record, table, plot)
 

@@ -69,7 +69,11 @@ def measure(spec, widths, depths, seeds: int, batch: int = 128, iterations: int 
                 labels = jax.random.randint(jax.random.key(seed), (batch,), 0, spec.num_classes)
                 values.append(top_eigenvalue(model, x, labels, iterations, seed))
             results.append(
-                {"width": width, "depth": depth, "lambda1": values,
-                 "two_over_lambda1": [2 / v for v in values]}
+                {
+                    "width": width,
+                    "depth": depth,
+                    "lambda1": values,
+                    "two_over_lambda1": [2 / v for v in values],
+                }
             )
     return {"results": results}
