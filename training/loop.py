@@ -85,22 +85,23 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     Resumes from the newest checkpoint of an unfinished run in the same workdir; a run with
     `--lrs` is a vmapped sweep (training/sweep.py).
     """
+    import jax
+
     validate(config)
     workdir = config.workdir_path
-    prepare_workdir(workdir)
+    lead = jax.process_index() == 0  # one process writes files and prints
+    if lead:
+        prepare_workdir(workdir)
     dataset = load_dataset(config)
     if sweep_lrs(config):
         from training.sweep import run_sweep
 
         return run_sweep(config, dataset, echo)
 
-    import jax
-
     from training.optimizers import make_optimizer
     from training.sharding import make_plan
     from training.steps import make_evaluate, make_train_chunk, split_model
 
-    lead = jax.process_index() == 0  # one process writes files and prints
     if not lead:
         echo = _silent
     plan = make_plan(config.mesh, config.fsdp, config.batch_size)
