@@ -56,7 +56,10 @@ def load_tfds(name: str, data_dir: str = "") -> Dataset:
         train = builder.as_data_source(split="train")
         test = builder.as_data_source(split="test")
     except Exception as e:  # tfds raises NotImplementedError, FileNotFoundError, ... here
-        first = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        if isinstance(e, NotImplementedError):  # the folder holds no array_record files
+            first = "no array_record files"
+        else:
+            first = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
         raise TfdsMissing(f"{name} is not prepared under {where} ({first}); {how}") from None
     x_train, y_train = _read_split(train, label_key)
     x_test, y_test = _read_split(test, label_key)

@@ -137,8 +137,8 @@ def make_plan(spec: str, fsdp: bool, batch_size: int) -> Plan:
     if needed > len(devices) or (jax.process_count() > 1 and needed != len(devices)):
         raise ConfigError(
             "mesh",
-            f"{spec or 'data:all'} needs {needed} devices but {len(devices)} "
-            f"{devices[0].platform} devices are here"
+            f"{spec or 'data:all'} needs {needed} devices but the run has {len(devices)} "
+            f"({devices[0].platform})"
             + (f" across {jax.process_count()} processes" if jax.process_count() > 1 else ""),
         )
     data_size = axes.get("data", 1)
