@@ -28,6 +28,8 @@ FREE_TO_CHANGE = frozenset(
         "checkpoint_every",
         "keep_checkpoints",
         "tensorboard",
+        "plots",
+        "data_dir",
         "coordinator_address",
         "num_processes",
         "process_id",
