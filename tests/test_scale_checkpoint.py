@@ -11,9 +11,21 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = ["--width=32", "--base_width=16", "--depth=2", "--steps=24", "--eval_every=8",
-         "--log_every=4", "--batch_size=32", "--checkpoint_every=8", "--keep_checkpoints=2",
-         "--dataset=teacher", "--plots=false"]  # fmt: skip
+SETTINGS = dict(
+    width=32, base_width=16, depth=2, steps=24, eval_every=8, log_every=4, batch_size=32,
+    checkpoint_every=8, keep_checkpoints=2, dataset="teacher", plots=False,
+)  # fmt: skip
+FLAGS = [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in SETTINGS.items()]
+
+
+def run_in_process(workdir):
+    """The same command run inside pytest (no second interpreter start-up)."""
+    from training.config import TrainConfig
+    from training.loop import train
+
+    lines = []
+    train(TrainConfig(**SETTINGS, workdir=str(workdir)), echo=lines.append)
+    return "\n".join(lines)
 
 
 def run(*args, kill_at=None):
@@ -85,8 +97,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(killed, tmp_path
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from the checkpoint of step 8" in resumed.stdout
     straight = tmp_path / "straight"
-    whole = run(f"--workdir={straight}")
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    run_in_process(straight)
 
     assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
     assert sorted(os.listdir(killed / "checkpoints")) == ["16", "24"]  # keep_checkpoints=2
@@ -97,8 +108,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(killed, tmp_path
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
     # A finished run rerun starts afresh, its outputs (checkpoints too) archived.
-    again = run(f"--workdir={straight}")
-    assert again.returncode == 0 and "resuming" not in again.stdout
+    assert "resuming" not in run_in_process(straight)
     assert (straight / "archive" / "1" / "checkpoints" / "24").is_dir()
 
 

@@ -58,8 +58,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-SMALL = ["--width=32", "--base_width=16", "--depth=2", "--steps=8", "--eval_every=4",
-         "--log_every=4", "--batch_size=32", "--dataset=teacher", "--plots=false"]  # fmt: skip
+SETTINGS = dict(
+    width=32, base_width=16, depth=2, steps=8, eval_every=4, log_every=4, batch_size=32,
+    dataset="teacher", plots=False,
+)  # fmt: skip
+SMALL = [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in SETTINGS.items()]
 
 
 def test_two_processes_train_like_one(tmp_path):
@@ -94,11 +97,11 @@ def test_two_processes_train_like_one(tmp_path):
     assert "mesh data:4 (4 cpu devices, 2 processes)" in outs[0][0]
     assert "done:" in outs[0][0] and "done:" not in outs[1][0]  # only process 0 prints
 
-    single = subprocess.run(
-        [sys.executable, "train.py", *SMALL, f"--workdir={tmp_path / 'one'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert single.returncode == 0, single.stderr
+    from training.config import TrainConfig
+    from training.loop import train
+
+    # The same settings on one device, in this process.
+    train(TrainConfig(**SETTINGS, workdir=str(tmp_path / "one")), echo=lambda _: None)
 
     def losses(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
