@@ -36,6 +36,19 @@ HELP = {
     "workdir": "output folder; empty = runs/<model>_<rule>_w<width>_d<depth>_s<seed>",
     "eval_every": "evaluate on the test split every this many steps (and at the end)",
     "log_every": "print progress every this many steps",
+    # scale (issue 5)
+    "mesh": "device mesh like data:8 or data:4,model:2; empty = every device on data",
+    "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
+    "checkpoint_every": "orbax checkpoint every this many steps and at the end; 0 = none",
+    "keep_checkpoints": "how many of the newest checkpoints to keep",
+    "lrs": "comma-separated learning rates: train them all at once (vmap), write sweep.json",
+    "seeds": "sweeps: number of seeds per learning rate (--seed, --seed+1, ...)",
+    "data_dir": "tensorflow-datasets data_dir holding prepared mnist, cifar10, ... files",
+    "tensorboard": "also write TensorBoard events to workdir/tensorboard (needs tensorboardX)",
+    "plots": "write metrics.png (and sweep.png) at the end",
+    "coordinator_address": "multi-host: host:port of process 0 (with --num_processes)",
+    "num_processes": "multi-host: number of processes in the run",
+    "process_id": "multi-host: this process's index, 0 .. num_processes-1",
 }
 
 DEFINE = {
@@ -70,9 +83,11 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
+    from training.distributed import initialize
     from training.loop import EXIT_DIVERGED, train
 
     try:
+        initialize(config)
         result = train(config)
     except ConfigError as e:
         fail(str(e), 2)

@@ -43,6 +43,19 @@ class TrainConfig:
     workdir: str = ""  # "": runs/<model>_<rule>_w<width>_d<depth>_s<seed>
     eval_every: int = 500
     log_every: int = 100
+    # --- scale (issue 5): devices, checkpoints, sweeps, data, outputs ---
+    mesh: str = ""  # "": every device on the data axis
+    fsdp: bool = False
+    checkpoint_every: int = 1000  # 0: no checkpoints
+    keep_checkpoints: int = 3
+    lrs: str = ""  # "a,b,c": a vmapped sweep over these learning rates
+    seeds: int = 1  # sweeps: seeds --seed .. --seed + seeds - 1
+    data_dir: str = ""  # tensorflow-datasets data_dir for mnist, cifar10, ...
+    tensorboard: bool = False
+    plots: bool = True
+    coordinator_address: str = ""  # multi-host: host:port of process 0
+    num_processes: int = 1
+    process_id: int = 0
 
     @property
     def dataset_name(self) -> str:
@@ -99,7 +112,48 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("lr", f"must be > 0, got {config.lr}")
     if config.weight_decay_value < 0:
         raise ConfigError("weight_decay", f"must be >= 0, got {config.weight_decay}")
+    validate_scale(config)
     return config
+
+
+def sweep_lrs(config: TrainConfig) -> list[float]:
+    """The learning rates of `--lrs` (empty: not a sweep); ConfigError when malformed."""
+    if not config.lrs.strip():
+        return []
+    try:
+        lrs = [float(part) for part in config.lrs.split(",")]
+    except ValueError:
+        raise ConfigError(
+            "lrs", f"expected numbers like 1e-3,3e-3,1e-2, got {config.lrs!r}"
+        ) from None
+    for lr in lrs:
+        if not lr > 0 or lr == float("inf"):
+            raise ConfigError("lrs", f"every learning rate must be > 0 and finite, got {lr}")
+    if len(set(lrs)) != len(lrs):
+        raise ConfigError("lrs", f"learning rates repeat in {config.lrs!r}")
+    return lrs
+
+
+def validate_scale(config: TrainConfig) -> None:
+    """The flags of sharding, checkpoints, sweeps and multi-host runs."""
+    for flag in ("keep_checkpoints", "seeds", "num_processes"):
+        if getattr(config, flag) < 1:
+            raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
+    if config.checkpoint_every < 0:
+        raise ConfigError("checkpoint_every", f"must be >= 0, got {config.checkpoint_every}")
+    if not 0 <= config.process_id < config.num_processes:
+        raise ConfigError(
+            "process_id",
+            f"must be in [0, --num_processes={config.num_processes}), got {config.process_id}",
+        )
+    if config.num_processes > 1 and not config.coordinator_address:
+        raise ConfigError("coordinator_address", "multi-host runs need host:port of process 0")
+    if sweep_lrs(config):
+        for flag, default in (("mesh", ""), ("num_processes", 1), ("fsdp", False)):
+            if getattr(config, flag) != default:
+                raise ConfigError(flag, "sweeps (--lrs) run on one device; drop this flag")
+    elif config.seeds != 1:
+        raise ConfigError("seeds", "only sweeps use --seeds; add --lrs=a,b,c or use --seed")
 
 
 def prepare_workdir(path: str) -> None:
