@@ -121,9 +121,56 @@ def best_lr(lrs: list[float], final_loss: np.ndarray, diverged: np.ndarray) -> f
     return min(candidates)[1] if candidates else None
 
 
+def train_members(
+    graphdef: Any,
+    optimizer: optax.GradientTransformation,
+    splits: list[tuple[Any, Any, Any]],
+    lrs: list[float],
+    seeds: list[int],
+    dataset: data.Dataset,
+    steps: int,
+    batch_size: int,
+    log_every: int,
+    on_chunk: Callable | None = None,
+):
+    """Train every (seed, lr) member from `splits` (one (graphdef, params, rest) per seed).
+
+    Returns (state [S, L, ...], alive[S, L], diverged_at[S, L], losses of the last chunk
+    [S, L, K]), all but the state as numpy. `on_chunk(step, alive, losses, seconds,
+    length)` reports progress.
+    """
+    from training.loop import chunk_lengths
+
+    per_seed = []
+    for _, params, rest in splits:
+        opt_state = optimizer.init(params)
+        per_seed.append(_stack([(params, rest, set_lr(opt_state, lr)) for lr in lrs]))
+    state = _stack(per_seed)  # leaves [S, L, ...]
+    shape = (len(seeds), len(lrs))
+    alive, diverged_at = jnp.ones(shape, bool), jnp.zeros(shape, jnp.int32)
+    chunk = make_sweep_chunk(graphdef, optimizer)
+    step, losses = 0, None
+    for length in chunk_lengths(steps, log_every):
+        chunk_start = time.perf_counter()
+        batches = [
+            data.batch_indices(len(dataset.x_train), batch_size, length, s, step) for s in seeds
+        ]
+        x_batches = np.stack([dataset.x_train[b] for b in batches])
+        y_batches = np.stack([dataset.y_train[b] for b in batches])
+        numbers = np.arange(step + 1, step + length + 1, dtype=np.int32)
+        state, alive, diverged_at, losses, _ = chunk(
+            state, alive, diverged_at, x_batches, y_batches, numbers
+        )
+        losses = np.asarray(losses)
+        step += length
+        if on_chunk:
+            on_chunk(step, np.asarray(alive), losses, time.perf_counter() - chunk_start, length)
+    return state, np.asarray(alive), np.asarray(diverged_at), losses
+
+
 def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], None]):
     """Train every (lr, seed) pair of `config` at once; write sweep.json and sweep.png."""
-    from training.loop import RunResult, build_model, chunk_lengths, config_record
+    from training.loop import RunResult, build_model, config_record
     from training.optimizers import make_optimizer
     from training.steps import split_model
 
@@ -143,48 +190,40 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
         config.momentum,
         config.weight_decay_value,
     )
-    per_seed = []
-    for _, params, rest in splits:
-        opt_state = optimizer.init(params)
-        per_seed.append(_stack([(params, rest, set_lr(opt_state, lr)) for lr in lrs]))
-    state = _stack(per_seed)  # leaves [S, L, ...]
-    shape = (len(seeds), len(lrs))
-    alive, diverged_at = jnp.ones(shape, bool), jnp.zeros(shape, jnp.int32)
-    chunk, evaluate = make_sweep_chunk(graphdef, optimizer), make_sweep_evaluate(graphdef)
-
     archived = outputs.archive_previous_run(workdir)
     if archived:
         echo(f"earlier outputs in {workdir} moved to {archived}")
     outputs.write_json(
         os.path.join(workdir, "config.json"), config_record(config) | {"sweep_lrs": lrs}
     )
-    start, step, last_losses = time.perf_counter(), 0, None
-    for length in chunk_lengths(config.steps, config.log_every):
-        chunk_start = time.perf_counter()
-        batches = [
-            data.batch_indices(len(dataset.x_train), config.batch_size, length, s, step)
-            for s in seeds
-        ]
-        x_batches = np.stack([dataset.x_train[b] for b in batches])
-        y_batches = np.stack([dataset.y_train[b] for b in batches])
-        numbers = np.arange(step + 1, step + length + 1, dtype=np.int32)
-        state, alive, diverged_at, losses, _ = chunk(
-            state, alive, diverged_at, x_batches, y_batches, numbers
-        )
-        last_losses = np.asarray(losses)
-        step += length
-        rate = length / (time.perf_counter() - chunk_start)
-        running = int(np.asarray(alive).sum())
-        best = np.nanmin(last_losses.mean(-1)) if running else math.nan
+    start = time.perf_counter()
+
+    def progress(step, alive, losses, seconds, length):
+        rate = length / seconds
+        running = int(alive.sum())
+        best = np.nanmin(losses.mean(-1)) if running else math.nan
         echo(
             f"step {step}/{config.steps} | {running}/{alive.size} runs alive | "
             f"best loss {best:.4f} | {rate:,.0f} steps/s | "
             f"eta {outputs.format_duration((config.steps - step) / rate)}"
         )
 
+    state, alive, diverged_at, last_losses = train_members(
+        graphdef,
+        optimizer,
+        splits,
+        lrs,
+        seeds,
+        dataset,
+        config.steps,
+        config.batch_size,
+        config.log_every,
+        progress,
+    )
     params, rest, _ = state
+    evaluate = make_sweep_evaluate(graphdef)
     test_loss, test_accuracy = evaluate(params, rest, dataset.x_test, dataset.y_test)
-    diverged = ~np.asarray(alive)
+    diverged = ~alive
     final_loss = np.where(diverged, np.nan, last_losses.mean(-1))
     test_accuracy = np.where(diverged, np.nan, test_accuracy)
     best = best_lr(lrs, final_loss, diverged)
@@ -213,7 +252,7 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
         f"{int(diverged.sum())} diverged, best lr {best}; outputs in {workdir}"
     )
     return RunResult(
-        steps_done=step,
+        steps_done=config.steps,
         diverged=False,  # a sweep succeeds even when some members diverge (recorded above)
         test_loss=None,
         test_accuracy=None,
