@@ -28,7 +28,11 @@ flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.
 flags.DEFINE_bool("bias", False, "use biases")
 flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
 flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
-flags.DEFINE_integer("steps", 3, "optimizer steps (coord)")
+flags.DEFINE_integer("steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer and maxlr")
+flags.DEFINE_list("lrs", [], "learning rates (transfer, maxlr: the bracket's grid); '' = default")
+flags.DEFINE_float("threshold", 0.9, "test accuracy that counts as trained (maxlr)")
+flags.DEFINE_integer("rounds", 3, "bracket-narrowing rounds (maxlr)")
+flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
 flags.DEFINE_string("layers", "", "regex of layers entering the update criterion ('' = all)")
 flags.DEFINE_string("dataset", "", "dataset giving the input shape; '' = the model's default")
 flags.DEFINE_string("out", "scaling_out", "output folder")
@@ -95,16 +99,30 @@ def main(argv: list[str]) -> None:
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
     )
+    try:
+        lrs = tuple(float(v) for v in f.lrs)
+    except ValueError:
+        fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
+    if any(not lr > 0 for lr in lrs):
+        fail("--lrs: learning rates must be > 0")
+    for flag in ("seeds", "rounds", "batch_size"):
+        if f[flag].value < 1:
+            fail(f"--{flag}: must be >= 1, got {f[flag].value}")
     request = Request(
         spec=spec,
         widths=_sizes("widths"),
         depths=_sizes("depths"),
         seeds=f.seeds,
         lr=f.lr,
-        steps=f.steps,
+        steps=f.steps or (3 if probe == "coord" else 200),
         optimizer=f.optimizer,
         layers=f.layers,
         dataset=dataset_name,
+        lrs=lrs,
+        threshold=f.threshold,
+        batch_size=f.batch_size,
+        rounds=f.rounds,
+        out=f.out,
     )
     try:
         report = PROBES[probe](request)

@@ -10,8 +10,12 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 
 def _plain_ticks(ax, xs) -> None:
-    """Label a log axis at the measured sizes (64, 128, ...) rather than powers of ten."""
-    ax.set_xticks(sorted(set(xs)))
+    """Label a log axis at the measured sizes (64, 128, ...) rather than powers of ten;
+    leave other axes (learning rates) to matplotlib."""
+    sizes = sorted(set(float(x) for x in xs))
+    if len(sizes) > 12 or not all(x.is_integer() for x in sizes):
+        return
+    ax.set_xticks(sizes)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from scaling import coord, plots, poly, sharpness, update
+from scaling import coord, maxlr, plots, poly, sharpness, transfer, update
 from scaling.fit import fit_power_law
-from scaling.setup import ProbeModel
+from scaling.setup import ProbeModel, geometric_grid
 
 
 class ProbeError(ValueError):
@@ -32,6 +32,21 @@ class Request:
     lrs: tuple[float, ...] = ()
     threshold: float = 0.9
     dataset: str = ""
+    batch_size: int = 128
+    rounds: int = 3
+    out: str = ""
+
+    def lr_grid(self) -> np.ndarray:
+        """--lrs, or 10 log-spaced LRs suited to the optimizer family."""
+        if self.lrs:
+            return np.array(sorted(self.lrs), float)
+        low, high = (1e-3, 3.0) if self.spec.optimizer == "sgd" else (1e-4, 1e-1)
+        return geometric_grid(low, high, 10)
+
+    def data(self):
+        import data
+
+        return data.load(self.dataset)
 
     def swept(self) -> tuple[str, tuple[int, ...]]:
         """The one axis with several sizes, ('width' | 'depth', sizes)."""
@@ -59,6 +74,12 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _law(sizes, samples) -> dict:
     return fit_power_law(sizes, samples).to_json()
+
+
+def _law_line(what: str, law: dict) -> str:
+    """e.g. 'eta_opt ~ width^-0.012  95% CI [-0.10, +0.08]'."""
+    low, high = law["ci"]
+    return f"{what}^{law['exponent']:+.3f}  95% CI [{low:+.3f}, {high:+.3f}]"
 
 
 def run_coord(req: Request) -> Report:
@@ -117,8 +138,9 @@ def run_update(req: Request) -> Report:
         _table([axis, "eta*(max)", "eta*(mean)"], rows)
         + "\n"
         + "\n".join(
-            f"exponent ({c}): {record['exponent'][c]:+.3f}  95% CI [{record['ci'][c][0]:+.3f}, "
-            f"{record['ci'][c][1]:+.3f}]"
+            _law_line(
+                f"eta*({c}) ~ {axis}", {"exponent": record["exponent"][c], "ci": record["ci"][c]}
+            )
             for c in update.CRITERIA
         )
     )
@@ -151,6 +173,7 @@ def run_sharpness(req: Request) -> Report:
     if len(widths) * len(depths) < 2:
         raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
     result = sharpness.measure(req.spec, widths, depths, req.seeds)
+    _compare_with_maxlr(result, req.out)
     products = [e["width"] * e["depth"] for e in result["results"]]
     lambdas = [e["lambda1"] for e in result["results"]]
     law = _law(products, lambdas) if len(set(products)) > 1 else None
@@ -162,7 +185,7 @@ def run_sharpness(req: Request) -> Report:
     ]
     table = _table(["width", "depth", "lambda_1", "2/lambda_1"], rows)
     if law:
-        table += f"\nlambda_1 ~ (depth x width)^{law['exponent']:+.3f}  CI {law['ci']}"
+        table += "\n" + _law_line("lambda_1 ~ (depth x width)", law)
 
     def plot(path):
         order = np.argsort(products)
@@ -197,7 +220,7 @@ def run_poly(req: Request) -> Report:
         record["exponent"], record["ci"] = law["exponent"], law["ci"]
     table = _table(["width", "eta_opt"], [[w, m] for w, m in zip(widths, means)])
     table += (
-        f"\neta_opt ~ width^{record['exponent']:+.3f}  CI {record['ci']}"
+        "\n" + _law_line("eta_opt ~ width", record)
         if found
         else "\nnot found in range for some width (see found_in_range)"
     )
@@ -223,9 +246,146 @@ def run_poly(req: Request) -> Report:
     return Report(record, table, plot)
 
 
+def _compare_with_maxlr(result: dict, out: str) -> None:
+    """Put the maximal initial LR of the same (width, depth), if `maxlr` ran into `out`."""
+    import json
+    import os
+
+    path = os.path.join(out, "maxlr.json")
+    if not out or not os.path.exists(path):
+        return
+    with open(path) as f:
+        found = {(e["width"], e["depth"]): e["eta_star"] for e in json.load(f)["results"]}
+    for entry in result["results"]:
+        eta = found.get((entry["width"], entry["depth"]))
+        entry["maxlr_eta_star"] = eta
+        if eta:
+            entry["eta_star_x_lambda1_over_2"] = eta / float(np.mean(entry["two_over_lambda1"]))
+
+
+def run_transfer(req: Request) -> Report:
+    axis, sizes = req.swept()
+    fixed = req.depths[0] if axis == "width" else req.widths[0]
+    lrs = req.lr_grid()
+    if len(lrs) < 3:
+        raise ProbeError("transfer needs at least three learning rates (--lrs=a,b,c,...)")
+    result = transfer.measure(
+        req.spec,
+        sizes,
+        axis,
+        fixed,
+        lrs,
+        req.seeds,
+        req.data(),
+        req.steps,
+        req.batch_size,
+        req.optimizer,
+    )
+    optima = [e["eta_opt"] for e in result["results"]]
+    at_edge = any(any(e["optimum_at_grid_edge"]) for e in result["results"])
+    found = all(np.isfinite(o).all() for o in optima)
+    law = _law(sizes, optima) if found else {"exponent": None, "ci": None}
+    record = (
+        {f"{axis}s": list(sizes), "axis": axis, "steps": req.steps}
+        | result
+        | {
+            "eta_opt": [float(np.nanmean(o)) if np.isfinite(o).any() else None for o in optima],
+            "exponent": law["exponent"],
+            "ci": law["ci"],
+            "optimum_at_grid_edge": at_edge,
+        }
+    )
+    rows = [[s, m if m is not None else "not found"] for s, m in zip(sizes, record["eta_opt"])]
+    table = _table([axis, "eta_opt"], rows)
+    table += (
+        "\n" + _law_line(f"eta_opt ~ {axis}", law)
+        if found
+        else "\nno optimum for some size: every LR diverged"
+    )
+    if at_edge:
+        table += "\nwarning: some optimum sits at the edge of the LR grid; widen --lrs"
+
+    def plot(path):
+        series = {
+            f"{axis} {e[axis]}": (lrs, np.nanmean(np.array(e["train_loss"], float), axis=0))
+            for e in result["results"]
+        }
+        plots.lines(
+            path,
+            f"LR transfer: {req.spec.model} / {req.spec.rule} ({req.steps} steps)",
+            "learning rate",
+            "final train loss",
+            series,
+            logx=True,
+            logy=True,
+        )
+
+    return Report(record, table, plot)
+
+
+def run_maxlr(req: Request) -> Report:
+    pairs = [(w, d) for w in req.widths for d in req.depths]
+    if len(pairs) < 2:
+        raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
+    lrs, dataset = req.lr_grid(), req.data()
+    results = []
+    for width, depth in pairs:
+        entry = maxlr.search(
+            req.spec,
+            width,
+            depth,
+            float(lrs[0]),
+            float(lrs[-1]),
+            len(lrs),
+            req.rounds,
+            req.threshold,
+            req.seeds,
+            dataset,
+            req.steps,
+            req.batch_size,
+            req.optimizer,
+        )
+        results.append({"width": width, "depth": depth} | entry)
+        print(f"width {width} depth {depth}: {entry['status']}, eta* = {entry['eta_star']}")
+    found = [e for e in results if e["eta_star"]]
+    products = [e["width"] * e["depth"] for e in found]
+    law = None
+    if len(set(products)) > 1:
+        law = fit_power_law(products, [e["eta_star"] for e in found]).to_json()
+    record = {
+        "widths": list(req.widths),
+        "depths": list(req.depths),
+        "steps": req.steps,
+        "threshold": req.threshold,
+        "results": results,
+        "fit_depth_x_width": law,
+    }
+    rows = [[e["width"], e["depth"], e["eta_star"] or e["status"]] for e in results]
+    table = _table(["width", "depth", "eta*"], rows)
+    table += (
+        f"\neta* ~ (depth x width)^{law['exponent']:+.3f}"
+        if law
+        else "\ntoo few sizes with eta* found in range for a fit"
+    )
+
+    def plot(path):
+        series = {"eta*": (products, [e["eta_star"] for e in found])} if found else {}
+        plots.lines(
+            path,
+            f"maximal initial LR: {req.spec.model} / {req.spec.rule}",
+            "depth x width",
+            "eta*",
+            series,
+        )
+
+    return Report(record, table, plot)
+
+
 PROBES: dict[str, Callable[[Request], Report]] = {
     "coord": run_coord,
     "update": run_update,
     "sharpness": run_sharpness,
     "poly": run_poly,
+    "transfer": run_transfer,
+    "maxlr": run_maxlr,
 }
