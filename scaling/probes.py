@@ -172,7 +172,7 @@ def run_sharpness(req: Request) -> Report:
     widths, depths = req.widths, req.depths
     if len(widths) * len(depths) < 2:
         raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
-    result = sharpness.measure(req.spec, widths, depths, req.seeds)
+    result = sharpness.measure(req.spec, widths, depths, req.seeds, dataset=req.data())
     _compare_with_maxlr(result, req.out)
     products = [e["width"] * e["depth"] for e in result["results"]]
     lambdas = [e["lambda1"] for e in result["results"]]

@@ -55,8 +55,11 @@ def top_eigenvalue(model, x, labels, iterations: int = 50, seed: int = 0) -> flo
     return float(eigenvalue)
 
 
-def measure(spec, widths, depths, seeds: int, batch: int = 128, iterations: int = 50) -> dict:
-    """lambda_1 and 2 / lambda_1 for every (width, depth), `seeds` inits each."""
+def measure(
+    spec, widths, depths, seeds: int, batch: int = 128, iterations: int = 50, dataset=None
+) -> dict:
+    """lambda_1 and 2 / lambda_1 for every (width, depth), `seeds` inits each, on the first
+    `batch` training examples of `dataset` (or normalised Gaussian inputs, random labels)."""
     from scaling.setup import normalized_inputs
 
     results: list[dict[str, Any]] = []
@@ -65,8 +68,11 @@ def measure(spec, widths, depths, seeds: int, batch: int = 128, iterations: int 
             values = []
             for seed in range(seeds):
                 model = spec.build(width, depth, seed)
-                x = normalized_inputs(spec.input_shape, batch, 1000 + seed)
-                labels = jax.random.randint(jax.random.key(seed), (batch,), 0, spec.num_classes)
+                if dataset is not None:
+                    x, labels = dataset.x_train[:batch], dataset.y_train[:batch]
+                else:
+                    x = normalized_inputs(spec.input_shape, batch, 1000 + seed)
+                    labels = jax.random.randint(jax.random.key(seed), (batch,), 0, spec.num_classes)
                 values.append(top_eigenvalue(model, x, labels, iterations, seed))
             results.append(
                 {
