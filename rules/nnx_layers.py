@@ -7,6 +7,7 @@ Each parameter carries its `LayerMeta` and `Scales` as NNX Variable metadata
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -52,3 +53,58 @@ class Linear(nnx.Module):
 def scales_of(param: nnx.Variable) -> Scales:
     """The scales a parameter was built with; neutral scales for parameters without them."""
     return param.get_metadata().get("scales") or Scales()
+
+
+class Conv(nnx.Module):
+    """Channels-last N-d convolution, y = multiplier * conv(x, kernel) + bias_multiplier * bias.
+
+    `meta.fan_in` must be in_channels x kernel volume (every input a unit reads) and
+    `meta.fan_out` the output channels. `padding` is "SAME" (zeros) or "CIRCULAR" (wraps
+    around, as for periodic signals); the output has ceil(size / stride) positions either way.
+    """
+
+    def __init__(
+        self,
+        meta: LayerMeta,
+        rule: Rule,
+        kernel_size: tuple[int, ...],
+        *,
+        strides: int = 1,
+        padding: str = "SAME",
+        use_bias: bool = True,
+        rngs: nnx.Rngs,
+    ):
+        if not 1 <= len(kernel_size) <= 3:
+            raise ValueError(f"1 to 3 spatial dimensions, got kernel_size {kernel_size}")
+        volume = math.prod(kernel_size)
+        if meta.fan_in % volume:
+            raise ValueError(f"fan_in {meta.fan_in} is not a multiple of kernel volume {volume}")
+        if padding not in ("SAME", "CIRCULAR"):
+            raise ValueError(f"padding must be SAME or CIRCULAR, got {padding!r}")
+        shape = (*kernel_size, meta.fan_in // volume, meta.fan_out)
+        self.kernel = scaled_param(rngs.params(), shape, meta, rule)
+        self.multiplier = self.kernel.scales.multiplier
+        self.kernel_size, self.strides, self.padding = tuple(kernel_size), strides, padding
+        self.bias = nnx.data(None)
+        self.bias_multiplier = 1.0
+        if use_bias:
+            self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
+            self.bias_multiplier = self.bias.scales.multiplier
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dims = len(self.kernel_size)
+        pad: str | list[tuple[int, int]] = "SAME"
+        if self.padding == "CIRCULAR":
+            # Wrap as SAME would pad, then convolve without padding.
+            widths = [((k - 1) // 2, k // 2) for k in self.kernel_size]
+            x = jnp.pad(x, [(0, 0), *widths, (0, 0)], mode="wrap")
+            pad = "VALID"
+        spatial = "DHW"[-dims:]
+        numbers = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+        y = jax.lax.conv_general_dilated(
+            x, self.kernel[...], (self.strides,) * dims, pad, dimension_numbers=numbers
+        )
+        y = y * self.multiplier
+        if self.bias is not None:
+            y = y + self.bias[...] * self.bias_multiplier
+        return y
