@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from rules import Conv, Linear, LayerMeta, Rule
+from rules import Conv, LayerMeta, Linear, Rule
 from zoo.activations import ACTIVATIONS
 from zoo.config import ModelConfig
 from zoo.norms import make_norm
