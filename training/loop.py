@@ -13,7 +13,7 @@ import data
 import rules
 import zoo
 from training import outputs
-from training.config import ConfigError, TrainConfig, prepare_workdir, validate
+from training.config import PADDINGS, ConfigError, TrainConfig, prepare_workdir, validate
 
 EXIT_DIVERGED = 3
 
@@ -41,6 +41,10 @@ def build_model(config: TrainConfig, dataset: data.Dataset):
         activation=config.activation,
         use_bias=config.bias,
         optimizer=config.optimizer_family,
+        normalization=config.normalization,
+        dropout=config.dropout,
+        kernel_size=config.kernel_size,
+        padding=PADDINGS[config.padding],
     )
     return zoo.build(config.model, model_config, rules.get(config.rule), nnx.Rngs(config.seed))
 
@@ -54,7 +58,7 @@ def chunk_lengths(steps: int, log_every: int, eval_every: int) -> list[int]:
 
 def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult:
     """Train `config` and write config.json, metrics.jsonl and summary.json to its workdir."""
-    validate(config)
+    config = validate(config)
     workdir = config.workdir_path
     prepare_workdir(workdir)
     dataset = data.load(config.dataset_name)

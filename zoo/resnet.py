@@ -14,17 +14,10 @@ from flax import nnx
 from rules import Conv, Linear, Rule
 from zoo.activations import ACTIVATIONS
 from zoo.config import ModelConfig
+from zoo.depths import resnet_blocks_per_stage as blocks_per_stage
 from zoo.norms import make_norm
 from zoo.residual import branch_fields, branch_multiplier
 from zoo.stack import run_stack, stack
-
-
-def blocks_per_stage(depth: int) -> int:
-    """n for depth 6n+2; ValueError listing valid depths otherwise."""
-    if depth < 8 or (depth - 2) % 6:
-        valid = ", ".join(str(6 * n + 2) for n in range(1, 10))
-        raise ValueError(f"resnet depth must be 6n+2 ({valid}, ..., 110), got {depth}")
-    return (depth - 2) // 6
 
 
 class BasicBlock(nnx.Module):
