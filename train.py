@@ -22,7 +22,8 @@ HELP = {
     "first stage (resnet; stages have 1x, 2x, 4x)",
     "depth": "hidden layers (mlp), conv layers (cnn1d, cnn2d), residual blocks (resmlp), "
     "layers 6n+2 (resnet: 20, 32, 44, 56, 110, ...)",
-    "base_width": "width at which the rule equals its base rule (where you tuned)",
+    "base_width": "width at which the rule equals its base rule (where you tuned; capped at "
+    "--width)",
     "base_depth": "depth at which depth rules equal their base rule (capped at --depth)",
     "activation": f"activation: {', '.join(sorted(rules.GAINS))}",
     "normalization": f"normalization: {', '.join(zoo.NORMALIZATIONS)} (not used by mlp)",

@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 PADDINGS = {"zero": "SAME", "circular": "CIRCULAR"}  # flag value -> rules.Conv padding
 
 # Settings left None in TrainConfig come from here: the model's entry, else "*".
-# `base_depth` becomes min(its default, --depth) so that a shallower run stays valid.
+# Default `base_width` / `base_depth` are capped at --width / --depth (a smaller model is its
+# own base shape).
 MODEL_DEFAULTS: dict[str, dict] = {
     "*": dict(
         width=256,
@@ -107,9 +108,14 @@ def with_model_defaults(config: TrainConfig) -> TrainConfig:
         for field in PER_MODEL
         if getattr(config, field) is None
     }
-    if "base_depth" in filled and isinstance(config.depth or filled.get("depth"), int):
-        filled["base_depth"] = min(filled["base_depth"], config.depth or filled["depth"])
-    return dataclasses.replace(config, **filled)
+    config = dataclasses.replace(config, **filled)
+    # A default base shape larger than the model would be invalid: use the model's own.
+    capped = {
+        base: min(getattr(config, base), getattr(config, size))
+        for base, size in (("base_width", "width"), ("base_depth", "depth"))
+        if base in filled and isinstance(getattr(config, size), int)
+    }
+    return dataclasses.replace(config, **capped)
 
 
 def validate(config: TrainConfig) -> TrainConfig:
