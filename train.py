@@ -17,7 +17,8 @@ from training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, mod
 
 HELP = {
     "model": f"model family: {', '.join(zoo.names())}",
-    "rule": f"scaling rule: {', '.join(rules.names())}",
+    "rule": f"scaling rule: {', '.join(rules.names())} (or one from --rules_module)",
+    "rules_module": "module name or .py file whose rules.register(...) calls add rules",
     "width": "hidden width: units (mlp, resmlp), channels (cnn1d, cnn2d), channels of the "
     "first stage (resnet; stages have 1x, 2x, 4x)",
     "depth": "hidden layers (mlp), conv layers (cnn1d, cnn2d), residual blocks (resmlp), "
@@ -34,7 +35,7 @@ HELP = {
     "optimizer": f"optimizer: {', '.join(OPTIMIZERS)}",
     "lr": "global learning rate (the rule multiplies it per layer)",
     "momentum": "momentum of --optimizer=momentum",
-    "weight_decay": "decoupled weight decay of --optimizer=adamw (default 1.0; 0 elsewhere)",
+    "weight_decay": "decoupled weight decay, per step lr x wd (default 0.5 for adamw, else 0)",
     "steps": "number of training steps",
     "batch_size": "examples per step",
     "seed": "seed of the init and the batch order",
@@ -42,6 +43,19 @@ HELP = {
     "workdir": "output folder; empty = runs/<model>_<rule>_w<width>_d<depth>_s<seed>",
     "eval_every": "evaluate on the test split every this many steps (and at the end)",
     "log_every": "print progress every this many steps",
+    # scale (issue 5)
+    "mesh": "device mesh like data:8 or data:4,model:2; empty = every device on data",
+    "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
+    "checkpoint_every": "orbax checkpoint every this many steps and at the end; 0 = none",
+    "keep_checkpoints": "how many of the newest checkpoints to keep",
+    "lrs": "comma-separated learning rates: train them all at once (vmap), write sweep.json",
+    "seeds": "sweeps: number of seeds per learning rate (--seed, --seed+1, ...)",
+    "data_dir": "tensorflow-datasets data_dir holding prepared mnist, cifar10, ... files",
+    "tensorboard": "also write TensorBoard events to workdir/tensorboard (needs tensorboardX)",
+    "plots": "write metrics.png (and sweep.png) at the end",
+    "coordinator_address": "multi-host: host:port of process 0 (with --num_processes)",
+    "num_processes": "multi-host: number of processes in the run",
+    "process_id": "multi-host: this process's index, 0 .. num_processes-1",
 }
 
 DEFINE = {
@@ -82,11 +96,13 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
-    from training.config import validate
+    from training.config import with_model_defaults
+    from training.distributed import initialize
     from training.loop import EXIT_DIVERGED, train
 
     try:
-        config = validate(config)  # fills in the model's defaults
+        config = with_model_defaults(config)  # so that messages below show real values
+        initialize(config)
         result = train(config)
     except ConfigError as e:
         fail(str(e), 2)

@@ -12,17 +12,24 @@ import importlib
 
 from rules.algebra import Rule, Transform, compose, named
 from rules.gains import GAINS, gain
-from rules.library import mean_field, mup, ntk, sp
+from rules.library import am_mup, completep, completep_alpha, depth_mup, mean_field, mup, ntk, sp
 from rules.meta import LayerMeta, Scales
-from rules.registry import get, names, register
+from rules.optim_names import OPTIMIZERS
+from rules.registry import get, import_rules, names, register
 from rules.transforms import (
+    branch_lr,
+    branch_multiplier,
+    completep_adam_eps,
     depth_lr,
+    global_depth_lr,
     he_init,
     mean_field_readout_init,
     mup_lr,
     mup_readout_init,
     ntk_weights,
+    residual_he_init,
 )
+from rules.validation import RuleError, check
 
 _LAZY = {
     "Conv": "rules.nnx_layers",
@@ -33,6 +40,9 @@ _LAZY = {
     "describe": "rules.report",
     "layer_rows": "rules.report",
     "lr_multipliers": "rules.optim",
+    "param_scales": "rules.optim",
+    "scaled_optimizer": "rules.optim",
+    "param_metas": "rules.nnx_layers",
     "scale_by_tree": "rules.optim",
     "with_lr_multipliers": "rules.optim",
 }
@@ -46,6 +56,19 @@ def __getattr__(name: str):
 
 __all__ = [
     "GAINS",
+    "OPTIMIZERS",
+    "RuleError",
+    "am_mup",
+    "branch_lr",
+    "branch_multiplier",
+    "check",
+    "completep",
+    "completep_adam_eps",
+    "completep_alpha",
+    "depth_mup",
+    "global_depth_lr",
+    "import_rules",
+    "residual_he_init",
     "LayerMeta",
     "Rule",
     "Scales",

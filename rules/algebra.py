@@ -37,6 +37,9 @@ class Rule:
     name: str
     transforms: tuple[Transform, ...]
     description: str = ""
+    # What a model must have for this rule to mean anything: "residual" (branch
+    # multipliers), "base_width" (some dimension that scales with width).
+    requires: frozenset[str] = frozenset()
 
     def __call__(self, meta: LayerMeta, scales: Scales | None = None) -> Scales:
         scales = Scales() if scales is None else scales
@@ -50,16 +53,23 @@ class Rule:
         return " > ".join(transform_name(t) for t in self.transforms)
 
 
-def compose(*parts: Rule | Transform, name: str | None = None, description: str = "") -> Rule:
-    """Chain rules and transforms left to right into one `Rule`."""
+def compose(
+    *parts: Rule | Transform,
+    name: str | None = None,
+    description: str = "",
+    requires: frozenset[str] | set[str] = frozenset(),
+) -> Rule:
+    """Chain rules and transforms left to right into one `Rule` (requirements add up)."""
     transforms: list[Transform] = []
+    needs = set(requires)
     for part in parts:
         if isinstance(part, Rule):
             transforms.extend(part.transforms)
+            needs |= part.requires
         elif callable(part):
             transforms.append(part)
         else:
             raise TypeError(f"compose takes rules or transforms, got {type(part).__name__}")
     if name is None:
         name = "+".join(p.name if isinstance(p, Rule) else transform_name(p) for p in parts)
-    return Rule(name=name, transforms=tuple(transforms), description=description)
+    return Rule(name, tuple(transforms), description, frozenset(needs))

@@ -1,16 +1,26 @@
-"""The named parametrizations. Each is a short pipeline; see DESIGN/WORKSPACE for sources."""
+"""The named parametrizations, each a short pipeline of transforms.
+
+Sources: sp/ntk (standard, Jacot et al.), mup (Yang & Hu, Tensor Programs V, table 3),
+mean_field (Jelassi et al. 2023), depth_mup (Yang et al., Tensor Programs VI; Bordelon et
+al. 2023), completep (Dey et al. 2025), am_mup (arithmetic-mean muP, arXiv 2510.04327).
+"""
 
 from __future__ import annotations
 
-from rules.algebra import compose
+from rules.algebra import Rule, compose
 from rules.registry import register
 from rules.transforms import (
+    branch_lr,
+    branch_multiplier,
+    completep_adam_eps,
     depth_lr,
+    global_depth_lr,
     he_init,
     mean_field_readout_init,
     mup_lr,
     mup_readout_init,
     ntk_weights,
+    residual_he_init,
 )
 
 sp = register(
@@ -30,6 +40,7 @@ mup = register(
         mup_lr,
         name="mup",
         description="muP (Tensor Programs V, table 3); equals sp at the base width",
+        requires={"base_width"},
     )
 )
 mean_field = register(
@@ -40,5 +51,42 @@ mean_field = register(
         depth_lr(-1.5),
         name="mean_field",
         description="Jelassi et al. 2023: He hidden, 1/fan_in readout, hidden LR x (L/L0)^-3/2",
+        requires={"base_width"},
+    )
+)
+
+
+def completep_alpha(alpha: float = 1.0, name: str | None = None) -> Rule:
+    """muP in width plus the alpha-parametrization in depth (branch multiplier (L/L0)^-alpha)."""
+    return compose(
+        mup,
+        branch_multiplier(alpha),
+        branch_lr(alpha),
+        completep_adam_eps(alpha),
+        name=name or f"completep_alpha{alpha:g}",
+        description=f"Dey et al. 2025 with alpha={alpha:g}: branches x (L/L0)^-{alpha:g}, "
+        "Adam LR x (L/L0)^(alpha-1), eps x (L/L0)^-alpha / n",
+        requires={"residual"},
+    )
+
+
+completep = register(completep_alpha(1.0, name="completep"))
+depth_mup = register(
+    compose(
+        mup,
+        branch_multiplier(0.5),
+        branch_lr(0.5),
+        name="depth_mup",
+        description="Tensor Programs VI: branches x (L/L0)^-1/2, Adam branch LR x (L/L0)^-1/2",
+        requires={"residual"},
+    )
+)
+am_mup = register(
+    compose(
+        he_init,
+        residual_he_init,
+        global_depth_lr(-1.5),
+        name="am_mup",
+        description="arithmetic-mean muP: branch init Var g/(K fan_in), one LR x (L/L0)^-3/2",
     )
 )

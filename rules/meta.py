@@ -82,7 +82,9 @@ class Scales:
       constant default: zeros for biases, ones for norm scales).
     multiplier: constant the parameter is multiplied by in the forward pass.
     lr: multiplier on the global learning rate.
-    weight_decay: multiplier on the global weight decay.
+    weight_decay: multiplier on the decoupled decay per step, lr x weight_decay. It is not
+      multiplied by `lr` above, so a rule that shrinks a layer's LR with width leaves its
+      decay per step unchanged (CompleteP's wd x n for Adam LR / n gives the same).
     adam_eps: multiplier on the global Adam epsilon.
     """
 

@@ -43,12 +43,20 @@ class Linear(nnx.Module):
         if use_bias:
             self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
             self.bias_multiplier = self.bias.scales.multiplier
+        self.record = False  # measurements switch it on to sow pre-activations
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = (x @ self.kernel[...]) * self.multiplier
         if self.bias is not None:
             y = y + self.bias[...] * self.bias_multiplier
-        return y
+        return record_preactivation(self, y)
+
+
+def record_preactivation(layer: nnx.Module, y: jax.Array) -> jax.Array:
+    """Sow `y` as an `nnx.Intermediate` named "preactivation" when `layer.record` is on."""
+    if getattr(layer, "record", False):
+        layer.sow(nnx.Intermediate, "preactivation", y)
+    return y
 
 
 def scales_of(param: nnx.Variable) -> Scales:
@@ -91,6 +99,7 @@ class Conv(nnx.Module):
         if use_bias:
             self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
             self.bias_multiplier = self.bias.scales.multiplier
+        self.record = False  # measurements switch it on to sow pre-activations
 
     def __call__(self, x: jax.Array) -> jax.Array:
         patches = _patches(x, self.kernel_size, self.strides, self.padding == "CIRCULAR")
@@ -98,7 +107,7 @@ class Conv(nnx.Module):
         y = (patches @ kernel) * self.multiplier
         if self.bias is not None:
             y = y + self.bias[...] * self.bias_multiplier
-        return y
+        return record_preactivation(self, y)
 
 
 def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool) -> jax.Array:
@@ -120,3 +129,10 @@ def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool
         index = tuple(slice(i, i + (o - 1) * stride + 1, stride) for i, o in zip(offset, out))
         columns.append(x[(slice(None), *index)])
     return jnp.concatenate(columns, axis=-1)
+
+
+def param_metas(model: nnx.Module) -> list[LayerMeta]:
+    """The LayerMeta of every parameter that has one."""
+    state = nnx.state(model, nnx.Param)
+    metas = (v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state))
+    return [m for m in metas if m is not None]

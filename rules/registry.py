@@ -28,3 +28,20 @@ def get(name: str) -> Rule:
 
 def names() -> list[str]:
     return sorted(_RULES)
+
+
+def import_rules(spec: str) -> None:
+    """Import a module (dotted name or path to a .py file) whose `register` calls add rules."""
+    import importlib
+    import importlib.util
+    import os
+
+    if spec.endswith(".py"):
+        if not os.path.isfile(spec):
+            raise ImportError(f"no file {spec!r}")
+        name = "user_rules_" + os.path.splitext(os.path.basename(spec))[0]
+        module_spec = importlib.util.spec_from_file_location(name, spec)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        importlib.import_module(spec)

@@ -69,3 +69,62 @@ def depth_lr(alpha: float, roles: tuple[str, ...] = ("hidden",)) -> Transform:
         return scales
 
     return transform
+
+
+def _branch_depth_factor(meta: LayerMeta, power: float) -> float:
+    return meta.depth_multiplier**power if meta.in_residual_branch else 1.0
+
+
+def branch_multiplier(alpha: float) -> Transform:
+    """Residual branch output x (L/L0)^-alpha: 1/2 is depth-muP (TP VI), 1 is CompleteP."""
+
+    @named(f"branch_multiplier({alpha:g})")
+    def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        if meta.role == "branch":
+            return scales.replace(multiplier=scales.multiplier * meta.depth_multiplier**-alpha)
+        return scales
+
+    return transform
+
+
+def branch_lr(alpha: float) -> Transform:
+    """LR of residual-branch parameters for branch multiplier (L/L0)^-alpha.
+
+    Adam: x (L/L0)^(alpha - 1) (Dey et al. 2025, table 1; 1/sqrt(L) for alpha = 1/2 as in
+    TP VI). SGD: x (L/L0)^(2 alpha - 1), so that each block still moves the residual
+    stream by Theta(1/L) (the multiplier enters both the gradient and the forward pass).
+    """
+
+    @named(f"branch_lr({alpha:g})")
+    def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        power = alpha - 1 if meta.optimizer == "adam" else 2 * alpha - 1
+        return scales.replace(lr=scales.lr * _branch_depth_factor(meta, power))
+
+    return transform
+
+
+def completep_adam_eps(alpha: float) -> Transform:
+    """Adam epsilon of hidden/branch parameters x 1/n x (L/L0)^-alpha (Dey et al. 2025)."""
+
+    @named(f"completep_adam_eps({alpha:g})")
+    def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        eps = scales.adam_eps * _branch_depth_factor(meta, -alpha)
+        if meta.role == "hidden":
+            eps /= meta.fan_in_multiplier
+        return scales.replace(adam_eps=eps)
+
+    return transform
+
+
+def residual_he_init(meta: LayerMeta, scales: Scales) -> Scales:
+    """Branch weights ~ N(0, g / (K fan_in)) with K residual blocks (AM-muP's residual-aware He)."""
+    if meta.is_weight and meta.in_residual_branch and meta.num_blocks:
+        return scales.replace(init_std=scales.init_std / math.sqrt(meta.num_blocks))
+    return scales
+
+
+def global_depth_lr(alpha: float) -> Transform:
+    """One LR for every parameter, x (L/L0)^alpha (AM-muP uses alpha = -3/2)."""
+    return named(f"global_depth_lr({alpha:g})")(
+        depth_lr(alpha, roles=("input", "hidden", "output", "bias", "norm"))
+    )

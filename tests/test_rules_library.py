@@ -1,5 +1,6 @@
 """Each named rule against its formula table (written out here independently)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -95,3 +96,85 @@ def test_abc_invariants_of_mup_readout():
     ratio_std = large.multiplier * large.init_std / (small.multiplier * small.init_std)
     assert ratio_std == pytest.approx(1 / 8)
     assert large.lr / small.lr == pytest.approx(1 / 8)
+
+
+def residual(role, width, optimizer, depth, base_depth=2, num_blocks=None):
+    """A layer inside a residual branch of a model with `depth` blocks (base `base_depth`)."""
+    meta = layer(role, width, optimizer, depth=depth, base_depth=base_depth)
+    return dataclasses.replace(meta, in_residual_branch=True, num_blocks=num_blocks or depth)
+
+
+def branch(depth, base_depth=2):
+    return LayerMeta(role="branch", fan_in=1, fan_out=1, depth=depth, base_depth=base_depth)
+
+
+def abc(scales):
+    return scales.init_std, scales.multiplier, scales.lr, scales.weight_decay
+
+
+DEPTH_RULES = {
+    # name: (branch multiplier exponent alpha, Adam branch LR power, SGD branch LR power)
+    "depth_mup": (0.5, -0.5, 0.0),
+    "completep": (1.0, 0.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(DEPTH_RULES))
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("role", ["hidden", "bias"])
+@pytest.mark.parametrize("width", [BASE, 4 * BASE])
+@pytest.mark.parametrize("depth", [2, 8])
+def test_depth_rules_match_their_tables(rule, optimizer, role, width, depth):
+    alpha, adam_power, sgd_power = DEPTH_RULES[rule]
+    ratio = depth / 2
+    got = rules.get(rule)(residual(role, width, optimizer, depth))
+    std, _, mup_lr = expected("mup", role, width, optimizer)
+    power = adam_power if optimizer == "adam" else sgd_power
+    assert got.init_std == pytest.approx(std)
+    assert got.lr == pytest.approx(mup_lr * ratio**power)
+    assert got.multiplier == 1.0
+    assert rules.get(rule)(branch(depth)).multiplier == pytest.approx(ratio**-alpha)
+    if rule == "completep":  # Adam epsilon: 1/n for hidden weights, (L/L0)^-alpha in branches
+        n = width / BASE if role == "hidden" else 1.0
+        assert got.adam_eps == pytest.approx(ratio**-alpha / n)
+    # Outside the branches the depth rules are plain muP (CompleteP's epsilon aside).
+    outside = layer(role, width, optimizer, depth=depth, base_depth=2)
+    assert abc(rules.get(rule)(outside)) == abc(rules.mup(outside))
+
+
+@pytest.mark.parametrize("rule", ["depth_mup", "completep"])
+@pytest.mark.parametrize("role", ["input", "hidden", "output", "bias"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_depth_rules_equal_mup_at_base_depth_and_sp_at_base_shape(rule, role, optimizer):
+    meta = residual(role, 4 * BASE, optimizer, depth=2, base_depth=2)
+    assert abc(rules.get(rule)(meta)) == abc(rules.mup(meta))
+    base = residual(role, BASE, optimizer, depth=2, base_depth=2)
+    assert rules.get(rule)(base) == rules.sp(base)
+    assert rules.get(rule)(branch(2)).multiplier == 1.0
+
+
+@pytest.mark.parametrize("role", ["input", "hidden", "output", "bias"])
+@pytest.mark.parametrize("width", [BASE, 4 * BASE])
+@pytest.mark.parametrize("depth", [2, 8])
+def test_am_mup_matches_its_table(role, width, depth):
+    meta = residual(role, width, "sgd", depth, base_depth=2, num_blocks=depth)
+    got = rules.am_mup(meta)
+    he = expected("sp", role, width, "sgd")[0]
+    assert got.init_std == pytest.approx(he / math.sqrt(depth))  # Var = g / (K fan_in)
+    assert got.lr == pytest.approx((depth / 2) ** -1.5)  # one LR for every parameter
+    outside = layer(role, width, "sgd", depth=depth, base_depth=2)
+    assert rules.am_mup(outside).init_std == pytest.approx(he)
+    assert rules.am_mup(outside).lr == pytest.approx((depth / 2) ** -1.5)
+
+
+@pytest.mark.parametrize("role", ["input", "hidden", "output", "bias"])
+def test_am_mup_equals_sp_at_base_depth_with_one_block(role):
+    meta = residual(role, 4 * BASE, "sgd", depth=1, base_depth=1, num_blocks=1)
+    assert rules.am_mup(meta) == rules.sp(meta)
+
+
+def test_completep_alpha_half_is_depth_mup_up_to_epsilon():
+    for role in ("hidden", "bias"):
+        meta = residual(role, 4 * BASE, "adam", depth=8)
+        a, b = rules.completep_alpha(0.5)(meta), rules.depth_mup(meta)
+        assert (a.init_std, a.multiplier, a.lr) == pytest.approx((b.init_std, b.multiplier, b.lr))

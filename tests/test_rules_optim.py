@@ -94,3 +94,68 @@ def test_linear_uses_rule_scales_in_forward_and_init():
     y = layer(x)
     np.testing.assert_allclose(y, (x @ kernel) * np.sqrt(2 / 512), rtol=1e-5)
     assert layer.kernel.scales.multiplier == pytest.approx(np.sqrt(2 / 512))
+
+
+def _params_and_grads():
+    params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5, -0.5])}
+    grads = {"w": jnp.array([0.1, 0.2, -0.3]), "b": jnp.array([-1.0, 2.0])}
+    scales = {
+        "w": rules.Scales(lr=0.25, weight_decay=4.0, adam_eps=0.5),
+        "b": rules.Scales(lr=2.0, weight_decay=0.0, adam_eps=1.0),
+    }
+    return params, grads, scales
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "lion"])
+def test_scaled_optimizer_first_step_formula(name):
+    """p <- p - lr (s.lr d + wd s.weight_decay p), d the optimizer's first-step direction."""
+    params, grads, scales = _params_and_grads()
+    lr, wd, eps = 0.1, 0.01, 1e-3
+    tx = rules.scaled_optimizer(name, lr, scales, weight_decay=wd, eps=eps)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    for key in params:
+        g, p, s = grads[key], params[key], scales[key]
+        direction = {
+            "sgd": g,
+            "momentum": g,  # the trace starts at the first gradient
+            "adam": g / (jnp.abs(g) + eps * s.adam_eps),  # bias-corrected m = g, v = g^2
+            "adamw": g / (jnp.abs(g) + eps * s.adam_eps),
+            "lion": jnp.sign(g),
+        }[name]
+        want = -lr * (s.lr * direction + wd * s.weight_decay * p)
+        # float32: v = (1 - b2) g^2 then divided by (1 - b2) again costs ~1e-5 relative
+        np.testing.assert_allclose(updates[key], want, rtol=5e-5, atol=1e-8)
+
+
+def test_scaled_adam_matches_optax_adamw_with_neutral_scales():
+    params, grads, _ = _params_and_grads()
+    neutral = jax.tree.map(lambda _: rules.Scales(), params)
+    ours = rules.scaled_optimizer("adamw", 0.05, neutral, weight_decay=0.1)
+    theirs = optax.adamw(0.05, weight_decay=0.1)
+    s1, s2 = ours.init(params), theirs.init(params)
+    p1 = p2 = params
+    for _ in range(3):
+        u1, s1 = ours.update(grads, s1, p1)
+        u2, s2 = theirs.update(grads, s2, p2)
+        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+    for key in params:
+        np.testing.assert_allclose(p1[key], p2[key], rtol=1e-6)
+
+
+def test_decay_per_step_does_not_depend_on_width_under_mup():
+    """Independent decay: hidden layers shrink by lr x wd per step at every width."""
+    shrink = {}
+    for width in (64, 256):
+        model = mlp("mup", optimizer="adam", width=width)
+        _, params, _ = split_model(model)
+        tx = rules.scaled_optimizer("adamw", 0.1, rules.param_scales(model), weight_decay=0.5)
+        zero = jax.tree.map(jnp.zeros_like, params)
+        updates, _ = tx.update(zero, tx.init(params), params)
+        kernel = params["hidden"][0]["kernel"]
+        shrink[width] = float(jnp.mean(-updates["hidden"][0]["kernel"] / kernel))
+    assert shrink[64] == pytest.approx(0.05) and shrink[256] == pytest.approx(0.05)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="choose one of: sgd, momentum, adam, adamw, lion"):
+        rules.scaled_optimizer("shampoo", 0.1, {})

@@ -93,7 +93,9 @@ def test_divergence_stops_with_status_3_and_is_recorded(tmp_path):
         (["--batch_size=100000"], ["--batch_size"]),
         (["--depth=abc"], ["--depth"]),
         (["--no_such_flag"], ["no_such_flag"]),
-        (["--optimizer=sgd", "--weight_decay=0.1"], ["--weight_decay"]),
+        (["--weight_decay=-1"], ["--weight_decay"]),
+        (["--rule=depth_mup"], ["--rule", "residual"]),
+        (["--rules_module=no_such_module_xyz"], ["--rules_module"]),
         (["extra"], ["unexpected"]),
         (["--model=resnet", "--depth=30"], ["--depth", "6n+2", "20, 26, 32"]),
         (["--model=resnet", "--depth=32", "--base_depth=10"], ["--base_depth", "6n+2"]),
@@ -134,3 +136,18 @@ def test_resnet_run_records_its_per_model_defaults(tmp_path):
     assert config["normalization"] == "batch" and config["dataset"] == "digits"
     assert config["base_width"] == 4 and config["base_depth"] == 8  # capped at the model's
     assert config["lr"] > 0 and config["steps"] == 3
+
+
+def test_user_rule_from_a_file_is_found_by_name(tmp_path):
+    rule_file = tmp_path / "my_rules.py"
+    rule_file.write_text(
+        "import rules\n"
+        "def half_readout_lr(meta, scales):\n"
+        "    return scales.replace(lr=scales.lr / 2) if meta.role == 'output' else scales\n"
+        "rules.register(rules.compose(rules.mup, half_readout_lr, name='my_mup'))\n"
+    )
+    workdir = tmp_path / "w"
+    proc = run(*SMALL, f"--rules_module={rule_file}", "--rule=my_mup", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr
+    assert "rule my_mup: he_init > mup_readout_init > mup_lr > half_readout_lr" in proc.stdout
+    assert json.loads((workdir / "config.json").read_text())["rules_module"] == str(rule_file)

@@ -8,10 +8,10 @@ import os
 import data
 import rules
 import zoo
+from rules.optim_names import OPTIMIZERS as OPTIMIZER_FAMILY
 from zoo.depths import check_depth
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-OPTIMIZER_FAMILY = {"sgd": "sgd", "momentum": "sgd", "adam": "adam", "adamw": "adam"}
+OPTIMIZERS = tuple(OPTIMIZER_FAMILY)
 
 
 class ConfigError(ValueError):
@@ -62,6 +62,7 @@ def model_default(model: str, field: str):
 class TrainConfig:
     model: str = "mlp"
     rule: str = "mup"
+    rules_module: str = ""  # module or .py file registering extra rules
     width: int | None = None  # None (here and below): the model's default, MODEL_DEFAULTS
     depth: int | None = None
     base_width: int | None = None
@@ -75,7 +76,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float | None = None
     momentum: float = 0.9
-    weight_decay: float | None = None  # None: 1.0 for adamw, 0 for the others
+    weight_decay: float | None = None  # None: 0.5 for adamw, 0 for the others
     steps: int | None = None
     batch_size: int = 128
     seed: int = 0
@@ -83,6 +84,19 @@ class TrainConfig:
     workdir: str = ""  # "": runs/<model>_<rule>_w<width>_d<depth>_s<seed>
     eval_every: int = 500
     log_every: int = 100
+    # --- scale (issue 5): devices, checkpoints, sweeps, data, outputs ---
+    mesh: str = ""  # "": every device on the data axis
+    fsdp: bool = False
+    checkpoint_every: int = 1000  # 0: no checkpoints
+    keep_checkpoints: int = 3
+    lrs: str = ""  # "a,b,c": a vmapped sweep over these learning rates
+    seeds: int = 1  # sweeps: seeds --seed .. --seed + seeds - 1
+    data_dir: str = ""  # tensorflow-datasets data_dir for mnist, cifar10, ...
+    tensorboard: bool = False
+    plots: bool = True
+    coordinator_address: str = ""  # multi-host: host:port of process 0
+    num_processes: int = 1
+    process_id: int = 0
 
     @property
     def dataset_name(self) -> str:
@@ -97,7 +111,7 @@ class TrainConfig:
     def weight_decay_value(self) -> float:
         if self.weight_decay is not None:
             return self.weight_decay
-        return 1.0 if self.optimizer == "adamw" else 0.0
+        return 0.5 if self.optimizer == "adamw" else 0.0
 
     @property
     def optimizer_family(self) -> str:
@@ -132,6 +146,13 @@ def validate(config: TrainConfig) -> TrainConfig:
     Returns the config with per-model defaults filled in (what the run uses).
     """
     _choose("model", config.model, zoo.names())
+    if config.rules_module:
+        try:
+            rules.import_rules(config.rules_module)
+        except Exception as e:  # a user's file: any failure is theirs to fix
+            raise ConfigError(
+                "rules_module", f"cannot import {config.rules_module!r}: {e}"
+            ) from None
     config = with_model_defaults(config)
     _choose("rule", config.rule, rules.names())
     _choose("optimizer", config.optimizer, OPTIMIZERS)
@@ -162,9 +183,48 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("lr", f"must be > 0, got {config.lr}")
     if config.weight_decay_value < 0:
         raise ConfigError("weight_decay", f"must be >= 0, got {config.weight_decay}")
-    if config.weight_decay_value > 0 and config.optimizer != "adamw":
-        raise ConfigError("weight_decay", "only --optimizer=adamw uses weight decay")
+    validate_scale(config)
     return config
+
+
+def sweep_lrs(config: TrainConfig) -> list[float]:
+    """The learning rates of `--lrs` (empty: not a sweep); ConfigError when malformed."""
+    if not config.lrs.strip():
+        return []
+    try:
+        lrs = [float(part) for part in config.lrs.split(",")]
+    except ValueError:
+        raise ConfigError(
+            "lrs", f"expected numbers like 1e-3,3e-3,1e-2, got {config.lrs!r}"
+        ) from None
+    for lr in lrs:
+        if not lr > 0 or lr == float("inf"):
+            raise ConfigError("lrs", f"every learning rate must be > 0 and finite, got {lr}")
+    if len(set(lrs)) != len(lrs):
+        raise ConfigError("lrs", f"learning rates repeat in {config.lrs!r}")
+    return lrs
+
+
+def validate_scale(config: TrainConfig) -> None:
+    """The flags of sharding, checkpoints, sweeps and multi-host runs."""
+    for flag in ("keep_checkpoints", "seeds", "num_processes"):
+        if getattr(config, flag) < 1:
+            raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
+    if config.checkpoint_every < 0:
+        raise ConfigError("checkpoint_every", f"must be >= 0, got {config.checkpoint_every}")
+    if not 0 <= config.process_id < config.num_processes:
+        raise ConfigError(
+            "process_id",
+            f"must be in [0, --num_processes={config.num_processes}), got {config.process_id}",
+        )
+    if config.num_processes > 1 and not config.coordinator_address:
+        raise ConfigError("coordinator_address", "multi-host runs need host:port of process 0")
+    if sweep_lrs(config):
+        for flag, default in (("mesh", ""), ("num_processes", 1), ("fsdp", False)):
+            if getattr(config, flag) != default:
+                raise ConfigError(flag, "sweeps (--lrs) run on one device; drop this flag")
+    elif config.seeds != 1:
+        raise ConfigError("seeds", "only sweeps use --seeds; add --lrs=a,b,c or use --seed")
 
 
 def prepare_workdir(path: str) -> None:

@@ -7,7 +7,17 @@ import math
 import os
 import shutil
 
-OUTPUT_FILES = ("config.json", "metrics.jsonl", "summary.json")
+OUTPUT_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    # training/ scale outputs (checkpoints, plots, sweeps, TensorBoard events)
+    "checkpoints",
+    "metrics.png",
+    "sweep.json",
+    "sweep.png",
+    "tensorboard",
+)
 
 
 def archive_previous_run(workdir: str) -> str | None:

@@ -25,11 +25,11 @@ def loss_and_accuracy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, 
     return loss, (jnp.argmax(logits, -1) == labels).mean()
 
 
-def make_train_chunk(graphdef: Any, optimizer: optax.GradientTransformation):
-    """A jitted function running one optimizer step per row of `indices` with `lax.scan`.
+def make_step(graphdef: Any, optimizer: optax.GradientTransformation):
+    """One optimizer step, unjitted (scanned by chunks, vmapped by sweeps).
 
-    (params, rest, opt_state, x_train, y_train, indices[K, B]) ->
-    (params, rest, opt_state, losses[K], accuracies[K]); losses are before each update.
+    (params, rest, opt_state, x, y) -> (params, rest, opt_state, loss, accuracy);
+    the loss is the one before the update.
     """
 
     def loss_fn(params, rest, x, y):
@@ -39,19 +39,34 @@ def make_train_chunk(graphdef: Any, optimizer: optax.GradientTransformation):
         loss, accuracy = loss_and_accuracy(logits, y)
         return loss, (accuracy, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param))))
 
+    def step(params, rest, opt_state, x, y):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (accuracy, rest)), grads = grad_fn(params, rest, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, rest, opt_state, loss, accuracy
+
+    return step
+
+
+def make_train_chunk(graphdef: Any, optimizer: optax.GradientTransformation):
+    """A jitted function running one optimizer step per row of the batches with `lax.scan`.
+
+    (params, rest, opt_state, x_batches[K, B, ...], y_batches[K, B]) ->
+    (params, rest, opt_state, losses[K], accuracies[K]); losses are before each update.
+    The batches are gathered on the host (each process its own shard of them), so the
+    same function runs on one device, a mesh, or many hosts (see training/sharding.py).
+    """
+    step_fn = make_step(graphdef, optimizer)
+
     @jax.jit
-    def train_chunk(params, rest, opt_state, x_train, y_train, indices):
-        def step(carry, batch_index):
-            params, rest, opt_state = carry
-            x, y = x_train[batch_index], y_train[batch_index]
-            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-            (loss, (accuracy, rest)), grads = grad_fn(params, rest, x, y)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
+    def train_chunk(params, rest, opt_state, x_batches, y_batches):
+        def step(carry, batch):
+            params, rest, opt_state, loss, accuracy = step_fn(*carry, *batch)
             return (params, rest, opt_state), (loss, accuracy)
 
         (params, rest, opt_state), (losses, accuracies) = jax.lax.scan(
-            step, (params, rest, opt_state), indices
+            step, (params, rest, opt_state), (x_batches, y_batches)
         )
         return params, rest, opt_state, losses, accuracies
 

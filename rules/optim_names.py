@@ -1,0 +1,13 @@
+"""Optimizer names and the family whose LR exponents each follows (no JAX import).
+
+Sign- or second-moment-normalised updates (Adam, Lion) are "adam"; raw-gradient
+updates (SGD, momentum) are "sgd".
+"""
+
+OPTIMIZERS: dict[str, str] = {
+    "sgd": "sgd",
+    "momentum": "sgd",
+    "adam": "adam",
+    "adamw": "adam",
+    "lion": "adam",
+}

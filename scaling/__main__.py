@@ -1,0 +1,158 @@
+"""`python -m scaling PROBE --model=mlp --rule=mup --widths=64,128,256 --out=DIR`.
+
+Writes DIR/PROBE.json and DIR/PROBE.png and prints a short table. Exit status 2 with one
+line on stderr for a bad request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+import rules
+import zoo
+from scaling.probes import PROBES
+
+flags.DEFINE_string("model", "mlp", f"model family: {', '.join(zoo.names())}")
+flags.DEFINE_string("rule", "mup", f"scaling rule: {', '.join(rules.names())}")
+flags.DEFINE_string("rules_module", "", "module or .py file registering extra rules")
+flags.DEFINE_list("widths", ["64", "128", "256"], "widths (comma separated)")
+flags.DEFINE_list("depths", ["3"], "depths (comma separated)")
+flags.DEFINE_integer("seeds", 3, "seeds per size")
+flags.DEFINE_integer("base_width", 64, "width at which the rule equals its base rule")
+flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
+flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
+flags.DEFINE_bool("bias", False, "use biases")
+flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
+flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
+flags.DEFINE_integer("steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer and maxlr")
+flags.DEFINE_list("lrs", [], "learning rates (transfer, maxlr: the bracket's grid); '' = default")
+flags.DEFINE_float("threshold", 0.9, "test accuracy that counts as trained (maxlr)")
+flags.DEFINE_integer("rounds", 3, "bracket-narrowing rounds (maxlr)")
+flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
+flags.DEFINE_string("layers", "", "regex of layers entering the update criterion ('' = all)")
+flags.DEFINE_string("dataset", "", "dataset giving the input shape; '' = the model's default")
+flags.DEFINE_string("out", "scaling_out", "output folder")
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{e}; see --help")
+
+
+def _sizes(flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in flags.FLAGS[flag].value)
+    except ValueError:
+        fail(f"--{flag}: expected integers separated by commas, got {flags.FLAGS[flag].value}")
+    if not values or min(values) < 1:
+        fail(f"--{flag}: sizes must be >= 1")
+    return values
+
+
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) != 2 or argv[1] not in PROBES:
+        fail(f"give one probe: python -m scaling {{{','.join(PROBES)}}} [flags]")
+    probe, f = argv[1], flags.FLAGS
+    if f.rules_module:
+        try:
+            rules.import_rules(f.rules_module)
+        except Exception as e:  # the user's file
+            fail(f"--rules_module: cannot import {f.rules_module!r}: {e}")
+    for flag, value, choices in [
+        ("model", f.model, zoo.names()),
+        ("rule", f.rule, rules.names()),
+        ("activation", f.activation, sorted(rules.GAINS)),
+        ("optimizer", f.optimizer, list(rules.OPTIMIZERS)),
+    ]:
+        if value not in choices:
+            fail(f"--{flag}: unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
+
+    import data
+    from scaling.probes import ProbeError, Request
+    from scaling.setup import ProbeModel
+
+    dataset_name = f.dataset or zoo.DEFAULT_DATASETS[f.model]
+    if dataset_name not in data.names():
+        choices = ", ".join(data.names())
+        fail(f"--dataset: unknown dataset {dataset_name!r}; choose one of: {choices}")
+    dataset = data.load(dataset_name)
+    spec = ProbeModel(
+        model=f.model,
+        rule=f.rule,
+        base_width=f.base_width,
+        base_depth=f.base_depth or None,
+        activation=f.activation,
+        optimizer=rules.OPTIMIZERS[f.optimizer],
+        use_bias=f.bias,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+    )
+    try:
+        lrs = tuple(float(v) for v in f.lrs)
+    except ValueError:
+        fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
+    if any(not lr > 0 for lr in lrs):
+        fail("--lrs: learning rates must be > 0")
+    for flag in ("seeds", "rounds", "batch_size"):
+        if f[flag].value < 1:
+            fail(f"--{flag}: must be >= 1, got {f[flag].value}")
+    request = Request(
+        spec=spec,
+        widths=_sizes("widths"),
+        depths=_sizes("depths"),
+        seeds=f.seeds,
+        lr=f.lr,
+        steps=f.steps or (3 if probe == "coord" else 200),
+        optimizer=f.optimizer,
+        layers=f.layers,
+        dataset=dataset_name,
+        lrs=lrs,
+        threshold=f.threshold,
+        batch_size=f.batch_size,
+        rounds=f.rounds,
+        out=f.out,
+    )
+    try:
+        report = PROBES[probe](request)
+    except (ProbeError, rules.RuleError, ValueError) as e:
+        fail(f"{probe}: {e}")
+    os.makedirs(f.out, exist_ok=True)
+    record = {
+        "probe": probe,
+        "model": f.model,
+        "rule": f.rule,
+        "seeds": f.seeds,
+        "base_width": f.base_width,
+        "base_depth": f.base_depth or None,
+        "activation": f.activation,
+        "optimizer": f.optimizer,
+        "dataset": dataset_name,
+    } | report.record
+    json_path, png_path = os.path.join(f.out, f"{probe}.json"), os.path.join(f.out, f"{probe}.png")
+    with open(json_path + ".tmp", "w") as out:
+        json.dump(record, out, indent=1, allow_nan=False, default=_jsonable)
+    os.replace(json_path + ".tmp", json_path)
+    report.plot(png_path)
+    print(f"{probe}: {f.model} / {f.rule}")
+    print(report.table)
+    print(f"wrote {json_path} and {png_path}")
+
+
+def _jsonable(value):
+    return float(value) if hasattr(value, "__float__") else str(value)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse)

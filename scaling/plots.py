@@ -1,0 +1,59 @@
+"""PNG plots for the probes (matplotlib with the Agg backend, imported only here)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+
+
+def _plain_ticks(ax, xs) -> None:
+    """Label a log axis at the measured sizes (64, 128, ...) rather than powers of ten;
+    leave other axes (learning rates) to matplotlib."""
+    sizes = sorted(set(float(x) for x in xs))
+    if len(sizes) > 12 or not all(x.is_integer() for x in sizes):
+        return
+    ax.set_xticks(sizes)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def lines(
+    path: str, title: str, xlabel: str, ylabel: str, series: dict, logx=True, logy=True, marker="o"
+) -> None:
+    """One line per entry of `series` = {label: (xs, ys)}."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker=marker, label=str(label))
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logx:
+        ax.set_xscale("log")
+        _plain_ticks(ax, [x for xs, _ in series.values() for x in xs])
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def panels(path: str, title: str, xlabel: str, ylabel: str, panel_series: dict) -> None:
+    """Side-by-side panels {panel title: {label: (xs, ys)}} sharing axes labels."""
+    fig, axes = plt.subplots(1, len(panel_series), figsize=(5 * len(panel_series), 4))
+    axes = axes if len(panel_series) > 1 else [axes]
+    for ax, (panel, series) in zip(axes, panel_series.items()):
+        for label, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o", label=str(label))
+        ax.set(title=panel, xlabel=xlabel, ylabel=ylabel, xscale="log", yscale="log")
+        _plain_ticks(ax, [x for xs, _ in series.values() for x in xs])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)

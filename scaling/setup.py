@@ -1,0 +1,67 @@
+"""What every probe shares: building a zoo model at a (width, depth) and a fixed input batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import rules
+import zoo
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeModel:
+    """A model family under a rule; widths and depths vary, everything else stays."""
+
+    model: str = "mlp"
+    rule: str = "mup"
+    base_width: int = 64
+    base_depth: int | None = None  # None: each depth is its own base (no depth scaling)
+    activation: str = "relu"
+    optimizer: str = "sgd"  # the optimizer family the rule scales for
+    use_bias: bool = False
+    input_shape: tuple[int, ...] = (40,)
+    num_classes: int = 10
+    options: tuple[tuple[str, object], ...] = ()  # further ModelConfig fields
+
+    def config(self, width: int, depth: int) -> zoo.ModelConfig:
+        return zoo.ModelConfig(
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            width=width,
+            depth=depth,
+            base_width=min(self.base_width, width),
+            base_depth=min(self.base_depth or depth, depth),
+            activation=self.activation,
+            use_bias=self.use_bias,
+            optimizer=self.optimizer,
+            **dict(self.options),
+        )
+
+    def build(self, width: int, depth: int, seed: int) -> nnx.Module:
+        rule = rules.get(self.rule)
+        model = zoo.build(self.model, self.config(width, depth), rule, nnx.Rngs(seed))
+        rules.check(rule, rules.param_metas(model))
+        return model
+
+
+def normalized_inputs(shape: tuple[int, ...], batch: int, seed: int) -> jax.Array:
+    """Gaussian inputs scaled so each example has mean squared coordinate exactly 1."""
+    x = jax.random.normal(jax.random.key(seed), (batch, *shape))
+    norms = jnp.sqrt(jnp.mean(x.reshape(batch, -1) ** 2, axis=1))
+    return x / norms.reshape((batch,) + (1,) * len(shape))
+
+
+def layer_order(name: str):
+    """Sort key: input layer, then hidden layers in numeric order, then the readout."""
+    rank = 0 if name.startswith("input") else 2 if name.startswith("output") else 1
+    return (rank, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
+
+
+def geometric_grid(low: float, high: float, count: int) -> np.ndarray:
+    return np.exp(np.linspace(np.log(low), np.log(high), count))

@@ -1,0 +1,133 @@
+"""`python -m scaling PROBE`: files written, tables printed, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "scaling", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "probe, args, keys",
+    [
+        ("coord", ["--widths=32,64", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
+        ("update", ["--widths=64", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
+        ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
+        (
+            "poly",
+            ["--widths=32,64", "--depths=2", "--seeds=1", "--activation=linear"],
+            ["eta_opt", "exponent", "found_in_range"],
+        ),
+        (
+            "transfer",
+            [
+                "--widths=32,64",
+                "--depths=2",
+                "--seeds=2",
+                "--steps=20",
+                "--lrs=0.01,0.03,0.1,0.3",
+                "--optimizer=adam",
+            ],
+            ["eta_opt", "exponent"],
+        ),
+        (
+            "maxlr",
+            [
+                "--widths=16,32",
+                "--depths=1",
+                "--seeds=1",
+                "--steps=30",
+                "--dataset=two_gaussians",
+                "--lrs=0.01,0.1,1,10",
+                "--rounds=1",
+                "--threshold=0.85",
+            ],
+            ["results", "fit_depth_x_width"],
+        ),
+    ],
+)
+def test_probe_writes_json_and_png(probe, args, keys, tmp_path):
+    proc = run(probe, *args, "--base_width=16", f"--out={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{probe}: mlp / mup\n" in proc.stdout
+    record = json.loads((tmp_path / f"{probe}.json").read_text())
+    assert record["probe"] == probe and record["rule"] == "mup"
+    for key in keys:
+        assert key in record, key
+    assert (tmp_path / f"{probe}.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_update_json_numbers_are_consistent(tmp_path):
+    proc = run(
+        "update",
+        "--widths=64",
+        "--depths=2,4",
+        "--seeds=2",
+        "--rule=mean_field",
+        f"--out={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "update.json").read_text())
+    assert record["depths"] == [2, 4] and record["axis"] == "depth"
+    low, high = record["ci"]["max"]
+    assert low <= record["exponent"]["max"] <= high
+    for entry, eta in zip(record["results"], record["eta_star"]["max"]):
+        assert eta == pytest.approx(sum(entry["eta_star"]["max"]) / 2)
+        assert min(entry["eta_star"]["max"]) > 0
+
+
+def test_maxlr_reports_not_found_instead_of_an_edge_value(tmp_path):
+    proc = run(
+        "maxlr",
+        "--widths=16,32",
+        "--depths=1",
+        "--seeds=1",
+        "--steps=5",
+        "--dataset=two_gaussians",
+        "--lrs=1e-6,2e-6",
+        "--rounds=1",
+        "--threshold=0.99",
+        "--base_width=16",
+        f"--out={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "maxlr.json").read_text())
+    assert all(e["status"] == "below range" and e["eta_star"] is None for e in record["results"])
+    assert record["fit_depth_x_width"] is None
+    assert "too few sizes" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "give one probe"),
+        (["coord", "--widths=64"], "at least two sizes"),
+        (["update", "--widths=32,64", "--depths=2,4"], "not both"),
+        (["poly", "--widths=32,64"], "deep linear MLP"),
+        (["coord", "--rule=fancy"], "--rule: unknown rule"),
+        (["coord", "--widths=a,b"], "--widths: expected integers"),
+        (["transfer", "--lrs=0.1,-1"], "--lrs"),
+        (["update", "--widths=64", "--depths=2,3", "--layers=nothing"], "matches none"),
+    ],
+)
+def test_bad_requests_are_one_line_and_status_2(args, message, tmp_path):
+    proc = run(*args, f"--out={tmp_path}")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -1,0 +1,94 @@
+"""What a person watches: a progress bar with ETA, TensorBoard events, a plot at the end.
+
+matplotlib and tensorboardX are imported only in the functions that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from training import outputs
+
+
+def bar(step: int, steps: int, width: int = 20) -> str:
+    """`[########------------]  40%`"""
+    filled = int(width * step / steps) if steps else width
+    return f"[{'#' * filled}{'-' * (width - filled)}] {100 * step // max(steps, 1):3d}%"
+
+
+def progress_line(step: int, steps: int, *args, **kwargs) -> str:
+    """outputs.progress_line (step, loss, accuracy, steps/s, ETA) behind a bar."""
+    return f"{bar(step, steps)} {outputs.progress_line(step, steps, *args, **kwargs)}"
+
+
+class TensorBoard:
+    """Scalars of every metrics record as TensorBoard events in workdir/tensorboard/."""
+
+    def __init__(self, workdir: str, purge_step: int | None = None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            from training.config import ConfigError
+
+            raise ConfigError(
+                "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"
+            ) from None
+        # purge_step drops events past a resumed checkpoint, as metrics.jsonl is truncated
+        self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge_step)
+
+    def write(self, record: dict) -> None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def read_metrics(path: str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_metrics(metrics_path: str, png_path: str) -> None:
+    """Train/test loss and accuracy against step, written to `png_path` (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-"), ("test", "o-")):
+        rows = [r for r in records if r.get(f"{split}_loss") is not None]
+        steps = [r["step"] for r in rows]
+        ax_loss.plot(steps, [r[f"{split}_loss"] for r in rows], style, label=split, ms=3)
+        ax_acc.plot(steps, [r[f"{split}_accuracy"] for r in rows], style, label=split, ms=3)
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path + ".tmp.png", dpi=100)
+    plt.close(fig)
+    os.replace(png_path + ".tmp.png", png_path)
+
+
+def truncate_metrics(path: str, last_step: int) -> None:
+    """Keep the records of steps <= last_step (a resumed run rewrites the rest), atomically."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+            if record["step"] <= last_step:
+                kept.append(json.dumps(record, sort_keys=True) + "\n")
+    with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(path + ".tmp", path)
