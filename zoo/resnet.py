@@ -8,6 +8,8 @@ branch multiplier. The first block of stages 2 and 3 halves the size and doubles
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from flax import nnx
 
@@ -63,8 +65,11 @@ class ResNet(nnx.Module):
     """input conv, 3 stages of n blocks, norm, act, global mean pool, readout."""
 
     def __init__(self, config: ModelConfig, rule: Rule, *, rngs: nnx.Rngs):
-        c, n = config, blocks_per_stage(config.depth)
-        fields = branch_fields(3 * n, 3 * blocks_per_stage(c.base_depth or c.depth))
+        n, n0 = blocks_per_stage(config.depth), blocks_per_stage(config.base_depth or config.depth)
+        # Every layer tells the rule depth in residual blocks, K = 3n (base K0 = 3 n0), so that
+        # a depth rule gives all layers one depth ratio.
+        c = dataclasses.replace(config, depth=3 * n, base_depth=3 * n0)
+        fields = branch_fields(3 * n, 3 * n0)
         channels = c.input_shape[2] if len(c.input_shape) == 3 else 1
         k = (c.kernel_size, c.kernel_size)
         first = c.meta("input", channels * k[0] * k[1], c.width, scales_in=False,
