@@ -57,9 +57,9 @@ def test_steps_train_with_batch_statistics_and_evaluate_with_running_ones():
     train_chunk = make_train_chunk(graphdef, optimizer)
     x = jax.random.normal(jax.random.key(0), (64, 40)) * 3 + 1
     y = jnp.arange(64) % 10
-    indices = jnp.arange(64).reshape(4, 16)
-    params, new_rest, _, losses, _ = train_chunk(params, rest, optimizer.init(params), x, y,
-                                                 indices)  # fmt: skip
+    x_batches, y_batches = x.reshape(4, 16, 40), y.reshape(4, 16)
+    params, new_rest, _, losses, _ = train_chunk(params, rest, optimizer.init(params), x_batches,
+                                                 y_batches)  # fmt: skip
     old_mean = rest["input"]["norm"]["mean"]
     assert not np.allclose(new_rest["input"]["norm"]["mean"], old_mean)  # stats were updated
     # Evaluation uses running statistics: the result does not depend on the batch size.
