@@ -13,17 +13,24 @@ from absl import app, flags, logging
 import data
 import rules
 import zoo
-from training.config import OPTIMIZERS, ConfigError, TrainConfig
+from training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, model_default
 
 HELP = {
     "model": f"model family: {', '.join(zoo.names())}",
     "rule": f"scaling rule: {', '.join(rules.names())} (or one from --rules_module)",
     "rules_module": "module name or .py file whose rules.register(...) calls add rules",
-    "width": "hidden width (units or channels)",
-    "depth": "number of hidden layers",
-    "base_width": "width at which the rule equals its base rule (where you tuned)",
-    "base_depth": "depth at which depth rules equal their base rule",
+    "width": "hidden width: units (mlp, resmlp), channels (cnn1d, cnn2d), channels of the "
+    "first stage (resnet; stages have 1x, 2x, 4x)",
+    "depth": "hidden layers (mlp), conv layers (cnn1d, cnn2d), residual blocks (resmlp), "
+    "layers 6n+2 (resnet: 20, 32, 44, 56, 110, ...)",
+    "base_width": "width at which the rule equals its base rule (where you tuned; capped at "
+    "--width)",
+    "base_depth": "depth at which depth rules equal their base rule (capped at --depth)",
     "activation": f"activation: {', '.join(sorted(rules.GAINS))}",
+    "normalization": f"normalization: {', '.join(zoo.NORMALIZATIONS)} (not used by mlp)",
+    "dropout": "dropout rate after activations (in the residual branches of resmlp/resnet)",
+    "kernel_size": "convolution kernel size along each axis (cnn1d, cnn2d, resnet)",
+    "padding": "convolution padding: zero or circular",
     "bias": "use biases",
     "optimizer": f"optimizer: {', '.join(OPTIMIZERS)}",
     "lr": "global learning rate (the rule multiplies it per layer)",
@@ -57,9 +64,15 @@ DEFINE = {
     float: flags.DEFINE_float,
     str: flags.DEFINE_string,
 }
-FLAG_TYPES = {"weight_decay": float}  # fields whose default (None) does not tell the type
+# Fields whose default (None) does not tell the type.
+FLAG_TYPES = {"weight_decay": float, "lr": float, "normalization": str}
 for field in dataclasses.fields(TrainConfig):
     kind = FLAG_TYPES.get(field.name, type(field.default))
+    if field.name in PER_MODEL:
+        kind = FLAG_TYPES.get(field.name, int)
+        defaults = {m: model_default(m, field.name) for m in zoo.names()}
+        shown = ", ".join(f"{m} {v}" for m, v in defaults.items())
+        HELP[field.name] += f" (default per model: {shown})"
     DEFINE[kind](field.name, field.default, HELP[field.name])
 
 
@@ -83,10 +96,12 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
+    from training.config import with_model_defaults
     from training.distributed import initialize
     from training.loop import EXIT_DIVERGED, train
 
     try:
+        config = with_model_defaults(config)  # so that messages below show real values
         initialize(config)
         result = train(config)
     except ConfigError as e:

@@ -2,7 +2,7 @@
 
 Core (no JAX needed): `LayerMeta`, `Scales`, `Rule`, `compose`, the transforms,
 the registry and the named rules `sp`, `ntk`, `mup`, `mean_field`.
-Flax/optax adapters (`Linear`, `describe`, `lr_multipliers`, `with_lr_multipliers`,
+Flax/optax adapters (`Linear`, `Conv`, `describe`, `lr_multipliers`, `with_lr_multipliers`,
 `scale_by_tree`) are imported on first use so that the core stays cheap to import.
 """
 
@@ -32,6 +32,7 @@ from rules.transforms import (
 from rules.validation import RuleError, check
 
 _LAZY = {
+    "Conv": "rules.nnx_layers",
     "Linear": "rules.nnx_layers",
     "bias_meta": "rules.nnx_layers",
     "scaled_param": "rules.nnx_layers",

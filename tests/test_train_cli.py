@@ -97,6 +97,13 @@ def test_divergence_stops_with_status_3_and_is_recorded(tmp_path):
         (["--rule=depth_mup"], ["--rule", "residual"]),
         (["--rules_module=no_such_module_xyz"], ["--rules_module"]),
         (["extra"], ["unexpected"]),
+        (["--model=resnet", "--depth=30"], ["--depth", "6n+2", "20, 26, 32"]),
+        (["--model=resnet", "--depth=32", "--base_depth=10"], ["--base_depth", "6n+2"]),
+        (["--normalization=group"], ["--normalization", "batch", "layer"]),
+        (["--dropout=1"], ["--dropout", "[0, 1)"]),
+        (["--dropout=-0.1"], ["--dropout"]),
+        (["--kernel_size=0"], ["--kernel_size"]),
+        (["--padding=reflect"], ["--padding", "zero", "circular"]),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, names, tmp_path):
@@ -117,6 +124,18 @@ def test_unwritable_workdir_is_status_2(tmp_path):
     assert proc.stderr.strip().startswith("error: --workdir: cannot write")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert blocker.read_text() == "not a folder"
+
+
+def test_resnet_run_records_its_per_model_defaults(tmp_path):
+    workdir = tmp_path / "resnet"
+    args = ["--model=resnet", "--depth=8", "--width=4", "--steps=3", "--batch_size=8"]
+    proc = run(*args, "--eval_every=3", "--log_every=3", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr
+    assert "stages/0/0/norm1/scale" in proc.stdout  # norm parameters are in the rule report
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["normalization"] == "batch" and config["dataset"] == "digits"
+    assert config["base_width"] == 4 and config["base_depth"] == 8  # capped at the model's
+    assert config["lr"] > 0 and config["steps"] == 3
 
 
 def test_user_rule_from_a_file_is_found_by_name(tmp_path):

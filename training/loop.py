@@ -14,7 +14,7 @@ import data
 import rules
 import zoo
 from training import outputs, progress
-from training.config import ConfigError, TrainConfig, prepare_workdir, sweep_lrs, validate
+from training.config import PADDINGS, ConfigError, TrainConfig, prepare_workdir, sweep_lrs, validate
 
 EXIT_DIVERGED = 3
 
@@ -42,6 +42,10 @@ def build_model(config: TrainConfig, dataset: data.Dataset):
         activation=config.activation,
         use_bias=config.bias,
         optimizer=config.optimizer_family,
+        normalization=config.normalization,
+        dropout=config.dropout,
+        kernel_size=config.kernel_size,
+        padding=PADDINGS[config.padding],
     )
     return zoo.build(config.model, model_config, rules.get(config.rule), nnx.Rngs(config.seed))
 
@@ -87,7 +91,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     """
     import jax
 
-    validate(config)
+    config = validate(config)  # fills in the model's defaults
     workdir = config.workdir_path
     lead = jax.process_index() == 0  # one process writes files and prints
     if lead:

@@ -34,6 +34,7 @@ def make_step(graphdef: Any, optimizer: optax.GradientTransformation):
 
     def loss_fn(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest)
+        model.train()  # batch statistics (updated in `rest`), dropout on
         logits = model(x)
         loss, accuracy = loss_and_accuracy(logits, y)
         return loss, (accuracy, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param))))
@@ -77,7 +78,9 @@ def make_evaluate(graphdef: Any, batch_size: int = 1024):
 
     @jax.jit
     def batch_sums(params, rest, x, y):
-        logits = nnx.merge(graphdef, params, rest)(x)
+        model = nnx.merge(graphdef, params, rest)
+        model.eval()  # running statistics, no dropout
+        logits = model(x)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return losses.sum(), (jnp.argmax(logits, -1) == y).sum()
 

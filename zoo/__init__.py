@@ -1,6 +1,6 @@
 """Models that take every layer's init, multiplier and LR multiplier from a rule."""
 
-from zoo.config import ModelConfig
+from zoo.config import NORMALIZATIONS, ModelConfig
 from zoo.registry import DEFAULT_DATASETS, build, names
 
-__all__ = ["DEFAULT_DATASETS", "ModelConfig", "build", "names"]
+__all__ = ["DEFAULT_DATASETS", "NORMALIZATIONS", "ModelConfig", "build", "names"]

@@ -8,6 +8,9 @@ import math
 import rules
 from rules.meta import LayerMeta, Role
 
+NORMALIZATIONS = ("none", "batch", "layer")
+PADDINGS = ("SAME", "CIRCULAR")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -22,6 +25,11 @@ class ModelConfig:
     activation: str = "relu"
     use_bias: bool = True
     optimizer: str = "adam"  # optimizer family the rule scales LRs for: "sgd" or "adam"
+    normalization: str = "none"  # "none", "batch" or "layer" (over channels / features)
+    dropout: float = 0.0  # rate, after activations (inside residual branches for ResNets)
+    kernel_size: int = 3  # convolutions: kernel extent along every spatial axis
+    padding: str = "SAME"  # convolutions: "SAME" (zeros) or "CIRCULAR"
+    scan_blocks: bool = True  # run identical blocks with nnx.scan (False: a Python loop)
 
     def __post_init__(self):
         if self.width < 1 or self.depth < 1:
@@ -35,6 +43,17 @@ class ModelConfig:
                 f"base_depth must be in [1, depth={self.depth}], got {self.base_depth}"
             )
         rules.gain(self.activation)  # raises for an unknown activation
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {self.normalization!r}; "
+                f"choose one of: {', '.join(NORMALIZATIONS)}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.kernel_size < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"unknown padding {self.padding!r}; choose one of: SAME, CIRCULAR")
 
     @property
     def input_size(self) -> int:

@@ -14,11 +14,19 @@ if TYPE_CHECKING:
 # name -> "module:Class"; imported on use so that listing names stays cheap.
 MODELS: dict[str, str] = {
     "mlp": "zoo.mlp:MLP",
+    "resmlp": "zoo.resmlp:ResMLP",
+    "cnn1d": "zoo.cnn:CNN1D",
+    "cnn2d": "zoo.cnn:CNN2D",
+    "resnet": "zoo.resnet:ResNet",
 }
 
 # Offline dataset each model trains on unless --dataset says otherwise.
 DEFAULT_DATASETS: dict[str, str] = {
     "mlp": "mnist1d",
+    "resmlp": "mnist1d",
+    "cnn1d": "mnist1d",
+    "cnn2d": "digits",
+    "resnet": "digits",
 }
 
 
