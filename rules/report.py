@@ -7,10 +7,34 @@ from flax import nnx
 from rules.nnx_layers import scales_of
 
 COLUMNS = ("path", "role", "shape", "fan_in", "init_std", "multiplier", "lr_multiplier")
+# Shown only when some parameter has a value other than 1 (completep's epsilon, user rules).
+OPTIONAL_COLUMNS = ("wd_multiplier", "eps_multiplier")
+
+
+def branch_rows(model: nnx.Module) -> list[dict]:
+    """One row per module holding a residual `branch_multiplier` (no tensor of its own)."""
+    rows = []
+    for path, module in nnx.iter_modules(model):
+        if hasattr(module, "branch_multiplier"):
+            rows.append(
+                {
+                    "path": "/".join(str(p) for p in path) + "/<branch output>",
+                    "role": "branch",
+                    "shape": None,
+                    "fan_in": None,
+                    "init_std": None,
+                    "multiplier": float(module.branch_multiplier),
+                    "lr_multiplier": None,
+                    "wd_multiplier": None,
+                    "eps_multiplier": None,
+                }
+            )
+    return rows
 
 
 def layer_rows(model: nnx.Module) -> list[dict]:
-    """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR multiplier."""
+    """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR, weight
+    decay and Adam epsilon multipliers."""
     rows = []
     for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         meta = param.get_metadata().get("meta")
@@ -24,6 +48,8 @@ def layer_rows(model: nnx.Module) -> list[dict]:
                 "init_std": scales.init_std,
                 "multiplier": scales.multiplier,
                 "lr_multiplier": scales.lr,
+                "wd_multiplier": scales.weight_decay,
+                "eps_multiplier": scales.adam_eps,
             }
         )
     return sorted(rows, key=_model_order(rows))
@@ -56,9 +82,14 @@ def _cell(value) -> str:
 
 
 def describe(model: nnx.Module, title: str = "") -> str:
-    """The report as an aligned text table (printed at the start of every training run)."""
-    table = [COLUMNS] + [tuple(_cell(row[c]) for c in COLUMNS) for row in layer_rows(model)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    """The report as an aligned text table (printed at the start of every training run):
+    one row per parameter, then one per residual branch multiplier."""
+    rows = layer_rows(model)
+    extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
+    columns = COLUMNS + extra
+    rows += branch_rows(model)
+    table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(([title] if title else []) + lines)

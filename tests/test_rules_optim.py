@@ -159,3 +159,23 @@ def test_decay_per_step_does_not_depend_on_width_under_mup():
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="choose one of: sgd, momentum, adam, adamw, lion"):
         rules.scaled_optimizer("shampoo", 0.1, {})
+
+
+def test_describe_shows_branch_multipliers_and_nondefault_epsilon():
+    config = zoo.ModelConfig(
+        input_shape=(12,),
+        num_classes=3,
+        width=64,
+        depth=8,
+        base_width=16,
+        base_depth=2,
+        optimizer="adam",
+    )
+    plain = rules.describe(zoo.build("resmlp", config, rules.mup, nnx.Rngs(0)))
+    assert "eps_multiplier" not in plain
+    assert "<branch output>  branch" in plain
+    text = rules.describe(zoo.build("resmlp", config, rules.completep, nnx.Rngs(0)))
+    header, *_ = text.splitlines()
+    assert "eps_multiplier" in header and "wd_multiplier" not in header
+    branch = [line for line in text.splitlines() if "<branch output>" in line]
+    assert len(branch) == 1 and branch[0].split()[6] == "0.25"  # (8 / 2)^-1: the multiplier
