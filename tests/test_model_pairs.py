@@ -1,0 +1,103 @@
+"""Rules across model pairs: width n vs 2n, depth L vs 2L, for every zoo family.
+
+What is asserted is what each rule claims *and* the code measures (one SGD step on one
+normalised example, exact first order, 8 seeds; see WORKSPACE.md "Measured results"):
+- width rules (mup and the depth rules built on it) keep every layer's update size
+  within 1.33x across a width pair; SP does not;
+- branch rules (depth_mup, completep at base depth 1) keep update sizes within 1.33x
+  across a depth pair of a residual MLP; plain mup lets them explode;
+- am_mup's mean-criterion maximal-update LR falls with depth in CNNs.
+Widths sit well above the base width: muP's sizes converge from above at small
+multipliers (n < ~8), and the pairs are chosen where they have.
+Fast cases run in CI; `pytest -m slow` runs the whole matrix.
+"""
+
+import numpy as np
+import pytest
+
+from scaling.setup import ProbeModel
+from scaling.testing import assert_update_sizes_transfer
+from scaling.update import max_update_lr, measure
+
+# family: (input shape, depth, width pair, base width)
+FAMILIES = {
+    "mlp": ((40,), 3, (256, 512), 32),
+    "cnn1d": ((40,), 3, (256, 512), 32),
+    "cnn2d": ((8, 8, 1), 3, (256, 512), 32),
+    "resmlp": ((40,), 3, (512, 1024), 32),
+    "resnet": ((8, 8, 1), 8, (64, 128), 8),
+}
+FAST = {
+    ("mlp", "mup"),
+    ("mlp", "sp"),
+    ("cnn1d", "mup"),
+    ("cnn1d", "sp"),
+    ("resnet", "mup"),
+    ("resnet", "sp"),
+    ("resmlp", "depth_mup"),
+}
+
+
+def spec(family, rule, base_depth=None):
+    shape, depth, _, base = FAMILIES[family]
+    if family == "resnet" and base_depth is not None:
+        base_depth = depth  # the shallowest ResNet (8 = 6 x 1 + 2) is the base
+    return ProbeModel(
+        model=family,
+        rule=rule,
+        base_width=base,
+        base_depth=base_depth,
+        input_shape=shape,
+        num_classes=10,
+    )
+
+
+def cases(rules_for):
+    out = []
+    for family in FAMILIES:
+        for rule in rules_for(family):
+            marks = [] if (family, rule) in FAST else [pytest.mark.slow]
+            out.append(pytest.param(family, rule, marks=marks, id=f"{family}-{rule}"))
+    return out
+
+
+def width_rules(family):
+    return ["mup"] + (["depth_mup", "completep"] if family.startswith("res") else [])
+
+
+@pytest.mark.parametrize("family, rule", cases(width_rules))
+def test_width_rules_keep_update_sizes_across_a_width_pair(family, rule):
+    _, depth, widths, _ = FAMILIES[family]
+    ratios = assert_update_sizes_transfer(
+        spec(family, rule, base_depth=1), widths=widths, depth=depth
+    )
+    assert len(ratios) >= 3
+
+
+@pytest.mark.parametrize("family, rule", cases(lambda family: ["sp"]))
+def test_sp_update_sizes_grow_across_a_width_pair(family, rule):
+    _, depth, widths, _ = FAMILIES[family]
+    with pytest.raises(AssertionError, match="output: update size x"):
+        assert_update_sizes_transfer(spec(family, rule), widths=widths, depth=depth)
+
+
+@pytest.mark.parametrize("rule", ["depth_mup", pytest.param("completep", marks=pytest.mark.slow)])
+def test_branch_rules_keep_update_sizes_across_a_depth_pair(rule):
+    assert_update_sizes_transfer(spec("resmlp", rule, base_depth=1), depths=(8, 16), width=512)
+
+
+def test_without_branch_scaling_updates_explode_with_depth():
+    with pytest.raises(AssertionError, match="hidden \\(max\\): update size x"):
+        assert_update_sizes_transfer(spec("resmlp", "mup", base_depth=1), depths=(4, 8), width=512)
+
+
+def test_am_mup_maximal_update_lr_falls_with_depth_in_a_cnn():
+    """AM-muP claims eta* ~ L^-3/2 (mean criterion) for CNNs; the code measures about
+    L^-1.4 for cnn1d at width 128 over L = 2, 4, 8 (4 seeds)."""
+    results = measure(spec("cnn1d", "am_mup"), [128], [2, 4, 8], seeds=4)["results"]
+    etas = [
+        np.mean([max_update_lr(dict(zip(e["layers"], s)), "mean") for s in e["C_per_seed"]])
+        for e in results
+    ]
+    exponent = np.polyfit(np.log([2, 4, 8]), np.log(etas), 1)[0]
+    assert -2.0 < exponent < -1.0, f"exponent {exponent:.2f}"
