@@ -7,6 +7,7 @@ line on stderr for a bad request.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -142,12 +143,23 @@ def main(argv: list[str]) -> None:
     } | report.record
     json_path, png_path = os.path.join(f.out, f"{probe}.json"), os.path.join(f.out, f"{probe}.png")
     with open(json_path + ".tmp", "w") as out:
-        json.dump(record, out, indent=1, allow_nan=False, default=_jsonable)
+        json.dump(_finite(record), out, indent=1, allow_nan=False, default=_jsonable)
     os.replace(json_path + ".tmp", json_path)
     report.plot(png_path)
     print(f"{probe}: {f.model} / {f.rule}")
     print(report.table)
     print(f"wrote {json_path} and {png_path}")
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: such numbers (e.g. an undefined interval) become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _jsonable(value):

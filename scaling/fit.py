@@ -40,7 +40,8 @@ def fit_power_law(x, samples, confidence: float = 0.95, resamples: int = 1000, s
     rng = np.random.default_rng(seed)
     num_seeds = samples.shape[1]
     if num_seeds == 1:
-        return PowerLaw(exponent, float(np.exp(intercept)), (exponent, exponent))
+        interval = _regression_interval(x, samples[:, 0], confidence)
+        return PowerLaw(exponent, float(np.exp(intercept)), interval)
     boots = []
     for _ in range(resamples):
         picks = rng.integers(0, num_seeds, samples.shape)
@@ -49,6 +50,21 @@ def fit_power_law(x, samples, confidence: float = 0.95, resamples: int = 1000, s
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(boots, [tail, 100 - tail])
     return PowerLaw(exponent, float(np.exp(intercept)), (float(low), float(high)))
+
+
+def _regression_interval(x, y, confidence: float) -> tuple[float, float]:
+    """One value per size: the t interval of the least-squares slope (NaN with < 3 sizes)."""
+    from scipy import stats
+
+    log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    if log_x.size < 3:
+        return (float("nan"), float("nan"))
+    slope, intercept = np.polyfit(log_x, log_y, 1)
+    residuals = log_y - (slope * log_x + intercept)
+    spread = np.sum((log_x - log_x.mean()) ** 2)
+    error = np.sqrt(np.sum(residuals**2) / (log_x.size - 2) / spread)
+    half = stats.t.ppf(0.5 + confidence / 2, log_x.size - 2) * error
+    return (float(slope - half), float(slope + half))
 
 
 def parabola_vertex(log_lrs, losses, best: int) -> float:

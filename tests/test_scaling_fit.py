@@ -33,3 +33,11 @@ def test_parabola_vertex_finds_the_minimum_between_grid_points():
     best = int(np.argmin(losses))
     assert np.exp(parabola_vertex(logs, losses, best)) == pytest.approx(0.03, rel=1e-6)
     assert parabola_vertex(logs, losses, 0) == logs[0]  # at the edge, the grid point stands
+
+
+def test_one_sample_per_size_gets_a_regression_interval():
+    x = np.array([2.0, 4, 8, 16, 32])
+    y = x**-1.0 * np.exp(np.array([0.05, -0.05, 0.02, -0.03, 0.01]))
+    law = fit_power_law(x, y)
+    assert law.ci[0] < law.exponent < law.ci[1] and law.ci[1] - law.ci[0] < 0.2
+    assert np.isnan(fit_power_law([2, 4], [1.0, 0.5]).ci[0])
