@@ -36,20 +36,32 @@ class Linear(nnx.Module):
     """y = multiplier * (x @ kernel) + bias_multiplier * bias, scales from `rule(meta)`."""
 
     def __init__(self, meta: LayerMeta, rule: Rule, *, use_bias: bool = True, rngs: nnx.Rngs):
-        self.kernel = scaled_param(rngs.params(), (meta.fan_in, meta.fan_out), meta, rule)
-        self.multiplier = self.kernel.scales.multiplier
-        self.bias = nnx.data(None)
-        self.bias_multiplier = 1.0
-        if use_bias:
-            self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
-            self.bias_multiplier = self.bias.scales.multiplier
-        self.record = False  # measurements switch it on to sow pre-activations
+        _add_params(self, (meta.fan_in, meta.fan_out), meta, rule, use_bias, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = (x @ self.kernel[...]) * self.multiplier
-        if self.bias is not None:
-            y = y + self.bias[...] * self.bias_multiplier
-        return record_preactivation(self, y)
+        return _output(self, x @ self.kernel[...])
+
+
+def _add_params(
+    layer: nnx.Module, kernel_shape, meta: LayerMeta, rule: Rule, use_bias: bool, rngs: nnx.Rngs
+) -> None:
+    """Kernel and optional bias with their scales; their forward multipliers as constants."""
+    layer.kernel = scaled_param(rngs.params(), kernel_shape, meta, rule)
+    layer.multiplier = layer.kernel.scales.multiplier
+    layer.bias = nnx.data(None)
+    layer.bias_multiplier = 1.0
+    if use_bias:
+        layer.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
+        layer.bias_multiplier = layer.bias.scales.multiplier
+    layer.record = False  # measurements switch it on to sow pre-activations
+
+
+def _output(layer: nnx.Module, product: jax.Array) -> jax.Array:
+    """multiplier * product + bias_multiplier * bias, sown as the pre-activation if recording."""
+    y = product * layer.multiplier
+    if layer.bias is not None:
+        y = y + layer.bias[...] * layer.bias_multiplier
+    return record_preactivation(layer, y)
 
 
 def record_preactivation(layer: nnx.Module, y: jax.Array) -> jax.Array:
@@ -91,23 +103,13 @@ class Conv(nnx.Module):
         if padding not in ("SAME", "CIRCULAR"):
             raise ValueError(f"padding must be SAME or CIRCULAR, got {padding!r}")
         shape = (*kernel_size, meta.fan_in // volume, meta.fan_out)
-        self.kernel = scaled_param(rngs.params(), shape, meta, rule)
-        self.multiplier = self.kernel.scales.multiplier
+        _add_params(self, shape, meta, rule, use_bias, rngs)
         self.kernel_size, self.strides, self.padding = tuple(kernel_size), strides, padding
-        self.bias = nnx.data(None)
-        self.bias_multiplier = 1.0
-        if use_bias:
-            self.bias = scaled_param(rngs.params(), (meta.fan_out,), bias_meta(meta), rule)
-            self.bias_multiplier = self.bias.scales.multiplier
-        self.record = False  # measurements switch it on to sow pre-activations
 
     def __call__(self, x: jax.Array) -> jax.Array:
         patches = _patches(x, self.kernel_size, self.strides, self.padding == "CIRCULAR")
         kernel = self.kernel[...].reshape(-1, self.kernel.shape[-1])
-        y = (patches @ kernel) * self.multiplier
-        if self.bias is not None:
-            y = y + self.bias[...] * self.bias_multiplier
-        return record_preactivation(self, y)
+        return _output(self, patches @ kernel)
 
 
 def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool) -> jax.Array:
