@@ -71,12 +71,17 @@ def main() -> None:
     step_rate = step_flops * args.steps / t["step"]
     peak = matmul_flops / t["matmul"]
     print(f"{'':<44}{'GFLOP':>10}{'ms':>9}{'GFLOP/s':>10}")
-    print(f"{f'training step: mlp width {args.width}, batch {args.batch}':<44}"
-          f"{step_flops / 1e9:>10.3f}{1e3 * t['step'] / args.steps:>9.2f}{step_rate / 1e9:>10.1f}")
-    print(f"{f'matmul {n} x {n} @ {n} x {n}':<44}"
-          f"{matmul_flops / 1e9:>10.1f}{1e3 * t['matmul']:>9.1f}{peak / 1e9:>10.1f}")
+    print(
+        f"{f'training step: mlp width {args.width}, batch {args.batch}':<44}"
+        f"{step_flops / 1e9:>10.3f}{1e3 * t['step'] / args.steps:>9.2f}{step_rate / 1e9:>10.1f}"
+    )
+    print(
+        f"{f'matmul {n} x {n} @ {n} x {n}':<44}"
+        f"{matmul_flops / 1e9:>10.1f}{1e3 * t['matmul']:>9.1f}{peak / 1e9:>10.1f}"
+    )
     ratio = step_rate / peak
-    print(f"\nstep / matmul peak: {ratio:.1%}   target >= 50%: {'met' if ratio >= 0.5 else 'MISSED'}")
+    verdict = "met" if ratio >= 0.5 else "MISSED"
+    print(f"\nstep / matmul peak: {ratio:.1%}   target >= 50%: {verdict}")
     d, w, c, bsz = 40, args.width, 10, args.batch
     matmul_count = 6 * bsz * (d * w + 2 * w * w + w * c)  # forward + 2 backward products
     print(f"(cost_analysis FLOPs / 6 B sum(fan_in fan_out) = {step_flops / matmul_count:.3f})")

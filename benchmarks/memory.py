@@ -16,9 +16,8 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 import common
+import numpy as np
 
 
 def peak_mib(cmd: list[str]) -> float:
@@ -41,7 +40,8 @@ def main() -> None:
     common.header()
     lrs = ",".join(f"{lr:.3g}" for lr in np.logspace(-4, -1, 16))
     py = sys.executable
-    floor = peak_mib([py, "-c", "import jax, flax.nnx, optax; jax.numpy.zeros(1).block_until_ready()"])
+    imports = "import jax, flax.nnx, optax; jax.numpy.zeros(1).block_until_ready()"
+    floor = peak_mib([py, "-c", imports])
     rows = [("python: import jax, flax, optax", floor)]
     with tempfile.TemporaryDirectory() as tmp:
         for w in args.widths:

@@ -66,10 +66,8 @@ class PlainConv(nnx.Module):
         self.k, self.stride = k, stride
 
     def __call__(self, x):
-        if self.k == 1:
-            patches = x[:, :: self.stride, :: self.stride]
-        else:
-            patches = im2col(x, self.stride)
+        s = self.stride
+        patches = x[:, ::s, ::s] if self.k == 1 else im2col(x, s)
         return patches @ self.kernel[...] + self.bias[...]
 
 

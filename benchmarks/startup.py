@@ -54,9 +54,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     common.header()
     bare = statistics.median(wall([sys.executable, "-c", "pass"]) for _ in range(repeats))
-    help_s = statistics.median(
-        wall([sys.executable, "train.py", "--help"]) for _ in range(repeats)
-    )
+    help_s = statistics.median(wall([sys.executable, "train.py", "--help"]) for _ in range(repeats))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):

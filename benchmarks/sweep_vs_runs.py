@@ -11,16 +11,14 @@ The in-process ratio (compile excluded) and the width where vmapping stops payin
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
-
 import common
+import numpy as np
 
 DEFAULTS = ["--width=128", "--base_width=64", "--steps=500", "--optimizer=adam",
             "--eval_every=500", "--log_every=100", "--checkpoint_every=0"]  # fmt: skip
