@@ -6,8 +6,8 @@ The MLP: input 40, 3 hidden relu layers of `width` (base width 64), 10 classes, 
 Adam lr 1e-3, random in-memory batches. Ours: `training.steps.make_train_chunk` (a jitted
 scan of `--steps` steps, as train.py runs it). Theirs: `torch_mup_side.py` (MuReadout,
 `set_base_shapes`, MuAdam, an eager loop), run in the optional venv as a subprocess that
-times itself after a warm-up. The two sides alternate in rounds; medians are reported.
-Torch is tried with 1 and with 2 threads each round and its faster setting counts (with
+times itself after a warm-up (at most 10 s of steps). Steps per round shrink as 1 / width^2
+beyond width 256. The two sides alternate in rounds; medians are reported. Torch is tried with 1 and with 2 threads each round and its faster setting counts (with
 OpenMP's spin-waits, 2 threads on a loaded 2-core machine can be 10x slower than 1).
 
 The torch venv (kept out of the project's own venv and tests), made once:
@@ -84,12 +84,13 @@ def main() -> None:
     common.header("muP MLP 40 -> 3 x width -> 10, batch 128, Adam; steps/s, medians of rounds")
     print(f"{'width':>6}{'ours':>10}{'torch+mup':>11}{'torch thr':>10}{'ratio':>8}  target >= 2")
     for width in args.widths:
-        ours_run = jax_runner(width, args.steps)
+        steps = max(10, min(args.steps, int(args.steps * (256 / width) ** 2)))
+        ours_run = jax_runner(width, steps)
         ours, theirs = [], {1: [], 2: []}
         for _ in range(args.rounds):
             ours.append(ours_run())
             for threads in theirs:
-                theirs[threads].append(torch_steps_per_s(width, args.steps, threads))
+                theirs[threads].append(torch_steps_per_s(width, steps, threads))
         best = max(theirs, key=lambda t: statistics.median(theirs[t]))
         a, b = statistics.median(ours), statistics.median(theirs[best])
         verdict = "met" if a / b >= 2 else "MISSED"
