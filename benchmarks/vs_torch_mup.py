@@ -7,8 +7,9 @@ Adam lr 1e-3, random in-memory batches. Ours: `training.steps.make_train_chunk` 
 scan of `--steps` steps, as train.py runs it). Theirs: `torch_mup_side.py` (MuReadout,
 `set_base_shapes`, MuAdam, an eager loop), run in the optional venv as a subprocess that
 times itself after a warm-up (at most 10 s of steps). Steps per round shrink as 1 / width^2
-beyond width 256. The two sides alternate in rounds; medians are reported. Torch is tried with 1 and with 2 threads each round and its faster setting counts (with
-OpenMP's spin-waits, 2 threads on a loaded 2-core machine can be 10x slower than 1).
+beyond width 256. The two sides alternate in rounds; medians are reported. Torch is tried
+with 1 and with 2 threads each round and its faster setting counts (with OpenMP's
+spin-waits, 2 threads on a loaded 2-core machine can be 10x slower than 1).
 
 The torch venv (kept out of the project's own venv and tests), made once:
 
