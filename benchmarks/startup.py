@@ -23,10 +23,14 @@ import time
 import common
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], expect: str = "") -> float:
+    """Seconds `cmd` takes; its output must contain `expect` (absl's --help exits 1)."""
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=common.ROOT, capture_output=True, check=True)
-    return time.perf_counter() - start
+    proc = subprocess.run(cmd, cwd=common.ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if expect not in proc.stdout + proc.stderr:
+        sys.exit(f"{cmd} did not print {expect!r}:\n{proc.stderr[-2000:]}")
+    return seconds
 
 
 def first_step(workdir: str) -> tuple[float, float, float]:
@@ -54,7 +58,9 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     common.header()
     bare = statistics.median(wall([sys.executable, "-c", "pass"]) for _ in range(repeats))
-    help_s = statistics.median(wall([sys.executable, "train.py", "--help"]) for _ in range(repeats))
+    help_s = statistics.median(
+        wall([sys.executable, "train.py", "--help"], "--model") for _ in range(repeats)
+    )
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):

@@ -1,7 +1,7 @@
 """In-process sweep: one vmapped program for 16 lrs x 2 seeds against the same 32 runs in a
 Python loop, compile excluded, at several widths (where does vmapping stop paying?).
 
-    python benchmarks/sweep_in_process.py [--widths 64 128 512 1024] [--steps=50]
+    python benchmarks/sweep_in_process.py [--widths 32 64 128 512] [--steps=50]
 
 muP MLP (input 40, depth 3, base width 64), Adam, batch 128, random data in memory. The
 sweep side is `training.sweep.make_sweep_chunk` as `train.py --lrs --seeds` runs it; the
@@ -70,7 +70,7 @@ def setup(width: int, steps: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 512, 1024])
+    parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 512])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="width 32, 5 steps")
     args = parser.parse_args()
