@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for w in args.widths:
             flags = [f"--width={w}", f"--steps={args.steps}", "--optimizer=adam",
-                     "--checkpoint_every=0", "--no-plots"]  # fmt: skip
+                     "--checkpoint_every=0", "--noplots"]  # fmt: skip
             one = peak_mib([py, "train.py", *flags, f"--workdir={tmp}/run{w}"])
             rows.append((f"train.py width {w}: one run", one))
             if w == args.widths[0]:
