@@ -27,6 +27,20 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
     return {k: np.asarray(raw[k]) for k in MNIST1D_KEYS}
 
 
+def _save_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz via a temporary file and a rename; skip a cache that cannot be written."""
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)  # atomic: concurrent runs never read half a file
+    except OSError:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def mnist1d() -> Dataset:
     """MNIST-1D (Greydanus 2020), generated locally with its standard arguments (4000/1000, 40).
 
@@ -35,23 +49,16 @@ def mnist1d() -> Dataset:
     """
     try:
         version = importlib.metadata.version("mnist1d")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
+    except importlib.metadata.PackageNotFoundError:  # no version to key a cache by
+        raw = _generate_mnist1d()
+        return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
     path = os.path.join(_cache_dir(), f"mnist1d-{version}-standard.npz")
-    raw = None
     try:
         with np.load(path) as f:
             raw = {k: f[k] for k in MNIST1D_KEYS}
     except (OSError, KeyError, ValueError):  # missing or unreadable: generate afresh
         raw = _generate_mnist1d()
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **raw)
-            os.replace(tmp, path)  # atomic: concurrent runs never read half a file
-        except OSError:
-            pass  # a read-only cache only costs the time
+        _save_atomically(path, raw)
     return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
 
 
