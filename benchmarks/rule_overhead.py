@@ -9,6 +9,8 @@ muP learning rate (input, biases, norms lr; hidden and readout lr / n). Both sid
 the same number of steps per jitted `lax.scan` chunk; steps are timed interleaved, medians
 of several chunks. The MLP's plain side starts from our model's parameters, and the script
 checks that both sides then produce the same losses (same math). Target: <= 3% slower.
+The rule overhead proper is the "loop" ResNet row (the same structure on both sides); the
+"scan" row (our default, blocks in `nnx.scan`) also carries the cost of scanning.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def runner(chunk, params, rest, opt_state, xs, ys):
 
 
 def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, repeats: int,
-            copy_params: bool = False):  # fmt: skip
+            copy_params: bool = False, judged: bool = True):  # fmt: skip
     graphdef, params, rest = split_model(ours)
     tx = make_optimizer("adam", LR, rules.param_scales(ours))
     our_chunk = make_train_chunk(graphdef, tx)
@@ -178,8 +180,9 @@ def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, r
     t = common.interleaved(fns, repeats)
     steps = xs.shape[0]
     ratio = t["ours"] / t["plain"]
+    verdict = ("met" if ratio <= 1.03 else "MISSED") if judged else "(scan vs loop, not judged)"
     print(f"{label:<34}{1e3 * t['ours'] / steps:>10.2f}{1e3 * t['plain'] / steps:>10.2f}"
-          f"{ratio:>9.3f}  {'met' if ratio <= 1.03 else 'MISSED'}", flush=True)  # fmt: skip
+          f"{ratio:>9.3f}  {verdict}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -209,7 +212,7 @@ def main() -> None:
         ours = zoo.build("resnet", config, rules.mup, nnx.Rngs(0))
         plain = PlainResNet(3, width, depth, 10, width / base, nnx.Rngs(0))
         label = f"resnet-{depth} w{width} {'scan' if scan else 'loop'}, {size}x{size}x3 b32"
-        measure(label, ours, plain, width / base, xs, ys, repeats)
+        measure(label, ours, plain, width / base, xs, ys, repeats, judged=not scan)
 
 
 if __name__ == "__main__":
