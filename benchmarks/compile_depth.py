@@ -1,38 +1,42 @@
-"""Compile time of one training step against depth, for resmlp and resnet (not a test).
+"""Compile time and step time of one training step against depth, for resmlp and resnet.
+
+    python benchmarks/compile_depth.py [--depths 8 32 128 256 1024] [--unrolled] [--quick]
 
 Identical residual blocks are scanned, so compile time should stay about flat in depth.
-Prints a table with the ratio of each depth's time to the first depth's, and the command.
-
-    python benchmarks/compile_depth.py [--depths 8 32 128] [--unrolled]
+ResNet depths must be 6n+2: each depth is rounded down to the nearest such (256 -> 254,
+1024 -> 1022). Prints each depth's compile and step time and their ratios to the first
+depth's. Target: compile at 128 <= 1.2x that at 8, and depth 1024 compiles.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import sys
+import statistics
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
-
-import rules  # noqa: E402
-import zoo  # noqa: E402
-from training.steps import make_train_chunk, split_model  # noqa: E402
+import rules
+import zoo
+from training.steps import make_train_chunk, split_model
 
 MODELS = {  # name -> (input shape, width)
     "resmlp": ((40,), 128),
     "resnet": ((8, 8, 1), 16),
 }
+BATCH, STEPS = 32, 4
 
 
-def compile_seconds(name: str, depth: int, scan: bool, batch: int = 32) -> float:
-    """Seconds to trace, lower and compile one Adam step (a 1-step training chunk)."""
+def valid_depth(name: str, depth: int) -> int:
+    return depth if name != "resnet" else max(8, 6 * ((depth - 2) // 6) + 2)
+
+
+def measure(name: str, depth: int, scan: bool, repeats: int = 3) -> tuple[float, float]:
+    """(seconds to trace, lower and compile a chunk of Adam steps, median seconds per step)."""
     shape, width = MODELS[name]
     config = zoo.ModelConfig(input_shape=shape, num_classes=10, width=width, depth=depth,
                              base_width=width, normalization="batch", scan_blocks=scan)  # fmt: skip
@@ -40,36 +44,54 @@ def compile_seconds(name: str, depth: int, scan: bool, batch: int = 32) -> float
     graphdef, params, rest = split_model(model)
     optimizer = rules.with_lr_multipliers(optax.adam(1e-3), rules.lr_multipliers(model))
     opt_state = optimizer.init(params)
-    x, y = jnp.zeros((1, batch, *shape)), jnp.zeros((1, batch), jnp.int32)  # a 1-step chunk
-    step = make_train_chunk(graphdef, optimizer)
+    x = jax.random.normal(jax.random.key(0), (STEPS, BATCH, *shape))
+    y = jnp.zeros((STEPS, BATCH), jnp.int32)
+    chunk = make_train_chunk(graphdef, optimizer)
     start = time.perf_counter()
-    step.lower(params, rest, opt_state, x, y).compile()
-    return time.perf_counter() - start
+    compiled = chunk.lower(params, rest, opt_state, x, y).compile()
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(params, rest, opt_state, x, y))
+        times.append((time.perf_counter() - start) / STEPS)
+    return compile_s, statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depths", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--depths", type=int, nargs="+", default=[8, 32, 128, 256, 1024])
     parser.add_argument("--unrolled", action="store_true", help="also time a Python-loop model")
+    parser.add_argument("--quick", action="store_true", help="depths 8 and 32 only")
     args = parser.parse_args()
-    print("command: python " + shlex.join(sys.argv))
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
-    print("depth: resmlp = residual blocks, resnet = layers (6n+2); one Adam step, batch 32\n")
+    if args.quick:
+        args.depths = [8, 32]
+    common.header(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; depth: resmlp = residual "
+        f"blocks, resnet = layers 6n+2; Adam, batch {BATCH}, a chunk of {STEPS} steps"
+    )
     variants = [("scan", True)] + ([("unrolled", False)] if args.unrolled else [])
     columns = [(name, label, scan) for name in MODELS for label, scan in variants]
-    header = "".join(f"{name + ' ' + label:>26}" for name, label, _ in columns)
-    print(f"{'depth':>6}{header}")
-    for name in MODELS:  # warm-up: the first compile in a process also pays one-off costs
-        compile_seconds(name, args.depths[0], True)
-    first: dict[tuple[str, str], float] = {}
+    print(f"{'':>6}" + "".join(f"{name + ' ' + label:>38}" for name, label, _ in columns))
+    print(f"{'depth':>6}" + f"{'compile s (x)':>20}{'step ms (x)':>18}" * len(columns))
+    for name in MODELS:  # warm-up: the first compiles in a process pay one-off costs (resnet
+        measure(name, 8, True, repeats=1)  # at depth 8 has no scanned blocks: warm 32 too)
+        measure(name, valid_depth(name, 32), True, repeats=1)
+    first: dict[tuple[str, str], tuple[float, float]] = {}
     for depth in args.depths:
         cells = []
         for name, label, scan in columns:
-            seconds = compile_seconds(name, depth, scan)
-            base = first.setdefault((name, label), seconds)
-            cells.append(f"{seconds:8.2f} s  ({seconds / base:4.2f}x)")
-        print(f"{depth:>6}" + "".join(f"{c:>26}" for c in cells), flush=True)
-    print(f"\n(ratios are against depth {args.depths[0]})")
+            d = valid_depth(name, depth)
+            if not scan and d > 128:
+                cells.append(f"{'-':>20}{'-':>18}")
+                continue
+            c, s = measure(name, d, scan)
+            c0, s0 = first.setdefault((name, label), (c, s))
+            tag = f"[{d}] " if d != depth else ""
+            cells.append(f"{tag}{c:.2f} ({c / c0:4.2f}x)".rjust(20) +
+                         f"{1e3 * s:8.2f} ({s / s0:5.1f}x)".rjust(18))  # fmt: skip
+        print(f"{depth:>6}" + "".join(cells), flush=True)
+    print(f"\n(x = ratio to depth {args.depths[0]}; [d] = the resnet depth 6n+2 used)")
 
 
 if __name__ == "__main__":

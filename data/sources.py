@@ -2,17 +2,63 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import tempfile
+
 import numpy as np
 
 from data.dataset import Dataset, make_dataset
 
+MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
 
-def mnist1d() -> Dataset:
-    """MNIST-1D (Greydanus 2020), generated locally with its standard arguments (4000/1000, 40)."""
+
+def _cache_dir() -> str:
+    """$SCALING_RULES_CACHE, else $XDG_CACHE_HOME/scaling-rules, else ~/.cache/scaling-rules."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("SCALING_RULES_CACHE") or os.path.join(xdg, "scaling-rules")
+
+
+def _generate_mnist1d() -> dict[str, np.ndarray]:
     from mnist1d.data import get_dataset_args
     from mnist1d.data import make_dataset as generate
 
     raw = generate(get_dataset_args())  # deterministic (seed 42); never the pickle download
+    return {k: np.asarray(raw[k]) for k in MNIST1D_KEYS}
+
+
+def _save_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz via a temporary file and a rename; skip a cache that cannot be written."""
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)  # atomic: concurrent runs never read half a file
+    except OSError:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def mnist1d() -> Dataset:
+    """MNIST-1D (Greydanus 2020), generated locally with its standard arguments (4000/1000, 40).
+
+    Importing and running the generator takes ~4 s, so the arrays are kept in an .npz in the
+    cache directory (keyed by the mnist1d version) and read back bit for bit by later runs.
+    """
+    try:
+        version = importlib.metadata.version("mnist1d")
+    except importlib.metadata.PackageNotFoundError:  # no version to key a cache by
+        raw = _generate_mnist1d()
+        return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
+    path = os.path.join(_cache_dir(), f"mnist1d-{version}-standard.npz")
+    try:
+        with np.load(path) as f:
+            raw = {k: f[k] for k in MNIST1D_KEYS}
+    except (OSError, KeyError, ValueError):  # missing or unreadable: generate afresh
+        raw = _generate_mnist1d()
+        _save_atomically(path, raw)
     return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
 
 

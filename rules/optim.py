@@ -57,6 +57,8 @@ def add_decayed_weights_tree(weight_decay: float, multipliers: Any) -> optax.Gra
         return ScaleByTreeState()
 
     def update(updates, state, params=None):
+        if isinstance(weight_decay, (int, float)) and weight_decay == 0:
+            return updates, state  # a Python zero: skip the pass (XLA keeps 0 * p for NaNs)
         if params is None:
             raise ValueError("weight decay needs the parameters: call update(g, state, params)")
         decayed = jax.tree.map(

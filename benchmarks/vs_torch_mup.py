@@ -1,0 +1,102 @@
+"""Against PyTorch + microsoft/mup: steps per second of the same muP MLP, side by side.
+
+    python benchmarks/vs_torch_mup.py [--widths 128 512 2048] [--steps=200] [--rounds=3]
+
+The MLP: input 40, 3 hidden relu layers of `width` (base width 64), 10 classes, batch 128,
+Adam lr 1e-3, random in-memory batches. Ours: `training.steps.make_train_chunk` (a jitted
+scan of `--steps` steps, as train.py runs it). Theirs: `torch_mup_side.py` (MuReadout,
+`set_base_shapes`, MuAdam, an eager loop), run in the optional venv as a subprocess that
+times itself after a warm-up (at most 10 s of steps). Steps per round shrink as 1 / width^2
+beyond width 256. The two sides alternate in rounds; medians are reported. Torch is tried
+with 1 and with 2 threads each round and its faster setting counts (with OpenMP's
+spin-waits, 2 threads on a loaded 2-core machine can be 10x slower than 1).
+
+The torch venv (kept out of the project's own venv and tests), made once:
+
+    python3 -m venv .bench-venv-torch && .bench-venv-torch/bin/pip install torch==2.13.0 mup
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import common
+
+TORCH_PYTHON = os.path.join(common.ROOT, ".bench-venv-torch", "bin", "python")
+SETUP = "python3 -m venv .bench-venv-torch && .bench-venv-torch/bin/pip install torch==2.13.0 mup"
+
+
+def torch_steps_per_s(width: int, steps: int, threads: int) -> float:
+    cmd = [TORCH_PYTHON, os.path.join(common.ROOT, "benchmarks", "torch_mup_side.py"),
+           f"--width={width}", f"--steps={steps}", f"--threads={threads}"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["steps_per_s"]
+
+
+def jax_runner(width: int, steps: int):
+    import jax
+    from flax import nnx
+
+    import rules
+    import zoo
+    from training.optimizers import make_optimizer
+    from training.steps import make_train_chunk, split_model
+
+    config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
+                             base_width=64)  # fmt: skip
+    model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
+    graphdef, params, rest = split_model(model)
+    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    chunk = make_train_chunk(graphdef, tx)
+    key = jax.random.key(0)
+    xs = jax.random.normal(key, (steps, 128, 40))
+    ys = jax.random.randint(key, (steps, 128), 0, 10)
+    state = [params, rest, tx.init(params)]
+
+    def run() -> float:
+        start = time.perf_counter()
+        out = chunk(*state, xs, ys)
+        jax.block_until_ready(out)
+        state[:] = out[:3]
+        return steps / (time.perf_counter() - start)
+
+    run()  # compile
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=[128, 512, 2048])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="widths 128, 20 steps, 1 round")
+    args = parser.parse_args()
+    if args.quick:
+        args.widths, args.steps, args.rounds = [128], 20, 1
+    if not os.path.exists(TORCH_PYTHON):
+        print(f"the torch venv is missing; make it with:\n  {SETUP}", file=sys.stderr)
+        sys.exit(2)
+    common.header("muP MLP 40 -> 3 x width -> 10, batch 128, Adam; steps/s, medians of rounds")
+    print(f"{'width':>6}{'ours':>10}{'torch+mup':>11}{'torch thr':>10}{'ratio':>8}  target >= 2")
+    for width in args.widths:
+        steps = max(10, min(args.steps, int(args.steps * (256 / width) ** 2)))
+        ours_run = jax_runner(width, steps)
+        ours, theirs = [], {1: [], 2: []}
+        for _ in range(args.rounds):
+            ours.append(ours_run())
+            for threads in theirs:
+                theirs[threads].append(torch_steps_per_s(width, steps, threads))
+        best = max(theirs, key=lambda t: statistics.median(theirs[t]))
+        a, b = statistics.median(ours), statistics.median(theirs[best])
+        verdict = "met" if a / b >= 2 else "MISSED"
+        print(f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}  {verdict}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
