@@ -151,3 +151,9 @@ def test_user_rule_from_a_file_is_found_by_name(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "rule my_mup: he_init > mup_readout_init > mup_lr > half_readout_lr" in proc.stdout
     assert json.loads((workdir / "config.json").read_text())["rules_module"] == str(rule_file)
+
+
+def test_mlp_trains_with_layer_norm_and_dropout(tmp_path):
+    proc = run(*SMALL, "--normalization=layer", "--dropout=0.2", f"--workdir={tmp_path / 'd'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "norms/0/scale" in proc.stdout

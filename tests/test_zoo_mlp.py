@@ -68,3 +68,16 @@ def test_unknown_model_and_bad_config():
         zoo.ModelConfig(input_shape=(4,), num_classes=2, width=8, base_width=16)
     with pytest.raises(ValueError, match="unknown activation"):
         zoo.ModelConfig(input_shape=(4,), num_classes=2, activation="swish")
+
+
+@pytest.mark.parametrize("normalization", ["batch", "layer"])
+def test_normalization_and_dropout(normalization):
+    model = build(width=32, depth=3, normalization=normalization, dropout=0.5)
+    rows = {r["path"]: r for r in rules.layer_rows(model)}
+    assert rows["norms/0/scale"]["role"] == "norm" and len(model.norms) == 3
+    x = jax.random.normal(jax.random.key(0), (16, 40))
+    model.train()
+    a, b = model(x), model(x)
+    assert not np.allclose(a, b)  # dropout draws new masks in training
+    model.eval()
+    np.testing.assert_array_equal(model(x), model(x))

@@ -103,6 +103,11 @@ class Plan:
         """Global arrays from host values every process holds whole (params, test sets)."""
 
         def put(x, sharding):
+            if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+                # Typed PRNG keys (dropout's Rngs in `rest`) have no NumPy form: place
+                # their raw key data and wrap it again.
+                data = put(jax.random.key_data(x), sharding)
+                return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
             host = np.asarray(x)
             return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
 
