@@ -13,11 +13,22 @@ def names() -> list[str]:
 
 def load(name: str, data_dir: str = "") -> Dataset:
     """Dataset `name`; ValueError listing the choices for an unknown name, TfdsMissing
-    (a ValueError saying how to prepare them) when a tfds dataset's files are absent."""
+    (a ValueError saying how to prepare them) when a tfds dataset's files are absent.
+
+    With `data_dir`, the offline sets too go through tensorflow-datasets: prepared once
+    as `<name>_offline` array_record files there, then read like any tfds set.
+    """
     if name in TFDS_DATASETS:
         return load_tfds(name, data_dir)
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+    if data_dir:
+        from data.tfds_builders import offline_builder
+        from data.tfds_source import dataset_from_builder
+
+        builder = offline_builder(name, data_dir)
+        num_classes = builder.info.features["label"].num_classes
+        return dataset_from_builder(name, builder, "label", num_classes)
     return SOURCES[name]()
 
 
