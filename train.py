@@ -82,7 +82,11 @@ def fail(message: str, status: int) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, but a bad flag is one line and exit status 2, not a usage dump."""
+    """absl parsing, but a bad flag is one line and exit status 2, not a usage dump, and
+    --help exits 0 (absl's own --help exits 1)."""
+    if any(arg in ("--help", "-h", "--helpshort", "-?") for arg in argv[1:]):
+        print(__doc__.strip() + "\n" + flags.FLAGS.main_module_help())
+        sys.exit(0)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:

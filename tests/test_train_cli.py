@@ -157,3 +157,10 @@ def test_mlp_trains_with_layer_norm_and_dropout(tmp_path):
     proc = run(*SMALL, "--normalization=layer", "--dropout=0.2", f"--workdir={tmp_path / 'd'}")
     assert proc.returncode == 0, proc.stderr
     assert "norms/0/scale" in proc.stdout
+
+
+def test_help_lists_models_and_rules_and_exits_0():
+    proc = run("--help")
+    assert proc.returncode == 0, proc.stderr
+    for text in ("--model", "resnet", "--rule", "completep", "--lrs", "--mesh"):
+        assert text in proc.stdout, text
