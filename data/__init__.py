@@ -24,11 +24,12 @@ def load(name: str, data_dir: str = "") -> Dataset:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
     if data_dir:
         from data.tfds_builders import offline_builder
-        from data.tfds_source import dataset_from_builder
+        from data.tfds_source import dataset_from_sources
 
         builder = offline_builder(name, data_dir)
         num_classes = builder.info.features["label"].num_classes
-        return dataset_from_builder(name, builder, "label", num_classes)
+        train, test = (builder.as_data_source(split=s) for s in ("train", "test"))
+        return dataset_from_sources(name, train, test, "label", num_classes)
     return SOURCES[name]()
 
 

@@ -53,19 +53,19 @@ def load_tfds(name: str, data_dir: str = "") -> Dataset:
         ) from None
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
-        builder.as_data_source(split="train")
-        builder.as_data_source(split="test")
+        train = builder.as_data_source(split="train")
+        test = builder.as_data_source(split="test")
     except Exception as e:  # tfds raises NotImplementedError, FileNotFoundError, ... here
         if isinstance(e, NotImplementedError):  # the folder holds no array_record files
             first = "no array_record files"
         else:
             first = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
         raise TfdsMissing(f"{name} is not prepared under {where} ({first}); {how}") from None
-    return dataset_from_builder(name, builder, label_key, num_classes)
+    return dataset_from_sources(name, train, test, label_key, num_classes)
 
 
-def dataset_from_builder(name: str, builder, label_key: str, num_classes: int) -> Dataset:
-    """A Dataset from a prepared builder's train and test splits (array_record, no TF)."""
-    x_train, y_train = _read_split(builder.as_data_source(split="train"), label_key)
-    x_test, y_test = _read_split(builder.as_data_source(split="test"), label_key)
+def dataset_from_sources(name: str, train, test, label_key: str, num_classes: int) -> Dataset:
+    """A Dataset from tfds data sources of the train and test splits (array_record, no TF)."""
+    x_train, y_train = _read_split(train, label_key)
+    x_test, y_test = _read_split(test, label_key)
     return make_dataset(name, x_train, y_train, x_test, y_test, num_classes)

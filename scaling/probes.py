@@ -146,22 +146,11 @@ def run_update(req: Request) -> Report:
     )
 
     def plot(path):
-        groups = {
-            "input": lambda c: c["input"],
-            "hidden (max)": lambda c: max(v for k, v in c.items() if k not in ("input", "output")),
-            "hidden (mean)": lambda c: np.mean(
-                [v for k, v in c.items() if k not in ("input", "output")]
-            ),
-            "output": lambda c: c["output"],
-        }
-        has_hidden = all(len(e["C"]) > 2 for e in result["results"])
+        grouped = [update.layer_groups(e["C"]) for e in result["results"]]
+        names = [k for k in grouped[0] if all(k in g for g in grouped)]
         panel = {
             "maximal-update LR": {c: (sizes, record["eta_star"][c]) for c in update.CRITERIA},
-            "C_l = E[dz_l^2] / eta^2": {
-                name: (sizes, [pick(e["C"]) for e in result["results"]])
-                for name, pick in groups.items()
-                if has_hidden or "hidden" not in name
-            },
+            "C_l = E[dz_l^2] / eta^2": {k: (sizes, [g[k] for g in grouped]) for k in names},
         }
         plots.panels(path, f"one-step update: {req.spec.model} / {req.spec.rule}", axis, "", panel)
 

@@ -42,22 +42,13 @@ def _pair(widths, depths, width, depth) -> list[tuple[int, int]]:
     )
 
 
-def _groups(sizes: dict[str, float]) -> dict[str, float]:
-    """Layers grouped so that models of different depths compare."""
-    hidden = [v for k, v in sizes.items() if k not in ("input", "output")]
-    grouped = {k: sizes[k] for k in ("input", "output") if k in sizes}
-    if hidden:
-        grouped |= {"hidden (max)": max(hidden), "hidden (mean)": float(np.mean(hidden))}
-    return grouped
-
-
 def update_size_ratios(
     family, *, widths=None, depths=None, width=None, depth=None, seeds: int = 8
 ) -> dict[str, float]:
     """C_l(second) / C_l(first) per layer (width pair) or per layer group (depth pair)."""
     pairs = _pair(widths, depths, width, depth)
     sizes = [update.measure(family, [w], [d], seeds)["results"][0]["C"] for w, d in pairs]
-    first, second = sizes if widths is not None else (_groups(s) for s in sizes)
+    first, second = sizes if widths is not None else (update.layer_groups(s) for s in sizes)
     return {k: second[k] / first[k] for k in first if k in second}
 
 

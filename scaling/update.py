@@ -49,6 +49,16 @@ def real_step_sizes(model, x: jax.Array, y: jax.Array, lr: float) -> dict[str, f
     return {k: float(jnp.mean((after[k] - before[k]) ** 2) / lr**2) for k in before}
 
 
+def layer_groups(sizes: dict[str, float]) -> dict[str, float]:
+    """Per-layer values grouped so that models of different depths compare: input, the
+    largest and the mean hidden layer, output."""
+    hidden = [v for k, v in sizes.items() if k not in ("input", "output")]
+    grouped = {k: sizes[k] for k in ("input", "output") if k in sizes}
+    if hidden:
+        grouped |= {"hidden (max)": max(hidden), "hidden (mean)": float(np.mean(hidden))}
+    return grouped
+
+
 def max_update_lr(sizes: dict[str, float], criterion: str = "max", target: float = 1.0) -> float:
     """eta* = sqrt(target / C), C the max or mean of the per-layer C_l."""
     if criterion not in CRITERIA:
