@@ -14,7 +14,7 @@ import data
 import rules
 import zoo
 from training import outputs, progress
-from training.config import PADDINGS, ConfigError, TrainConfig, prepare_workdir, sweep_lrs, validate
+from training.config import PADDINGS, ConfigError, TrainConfig, sweep_lrs, validate
 
 EXIT_DIVERGED = 3
 
@@ -91,12 +91,27 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     """
     import jax
 
+    from training import sizes
+    from training import workdir as workdir_lock
+
     config = validate(config)  # fills in the model's defaults
-    workdir = config.workdir_path
-    lead = jax.process_index() == 0  # one process writes files and prints
-    if lead:
-        prepare_workdir(workdir)
     dataset = load_dataset(config)
+    sizes.check_fits(config, dataset.input_shape, dataset.num_classes)
+    lead = jax.process_index() == 0  # one process writes files and prints
+    # One run per workdir; a run failing before its first output leaves the workdir as it was.
+    with workdir_lock.hold(config.workdir_path, enabled=lead) as stale:
+        if stale:
+            echo(f"took over the lock of a run that died ({stale}) in {config.workdir_path}")
+        return _run(config, dataset, echo, lead)
+
+
+def _run(
+    config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], None], lead: bool
+) -> RunResult:
+    """train()'s body, with the config validated and the workdir locked."""
+    import jax
+
+    workdir = config.workdir_path
     if sweep_lrs(config):
         from training.sweep import run_sweep
 
@@ -218,6 +233,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
                     diverged = True
                     break
                 write({"step": step} | test)
+            log.sync()  # metrics reach the disk before the checkpoint that covers them
             # Never a diverged state: the checks above broke out before this.
             if checkpoints and (step % config.checkpoint_every == 0 or step == config.steps):
                 checkpoints.save(
@@ -271,6 +287,9 @@ def _silent(_: str) -> None:
 
 class _NullLog:
     def write(self, record: dict) -> None:
+        pass
+
+    def sync(self) -> None:
         pass
 
     def close(self) -> None:
