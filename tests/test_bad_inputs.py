@@ -111,6 +111,17 @@ TRAIN_CASES = [
         2,
     ),
     (
+        "other_process_never_joins",
+        [
+            "--num_processes=2",
+            "--process_id=0",
+            "--coordinator_address=127.0.0.1:{closed}",
+            "--connect_timeout=1",
+        ],
+        "--num_processes",
+        2,
+    ),
+    (
         "coordinator_port_busy",
         ["--num_processes=2", "--process_id=0", "--coordinator_address=127.0.0.1:{busy}"],
         "--coordinator_address",

@@ -141,3 +141,35 @@ def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
     assert f"resuming from the checkpoint of step {resumed}" in again.stdout
     records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train_loss" in r] == list(range(1, 201))
+
+
+# -- probe results ---------------------------------------------------------------------------
+
+
+def test_probe_results_are_archived_not_overwritten(tmp_path):
+    from scaling.checks import write_results
+
+    def plot(path):
+        with open(path, "w") as f:
+            f.write("png")
+
+    for text in ('{"run": 1}', '{"run": 2}'):
+        write_results(str(tmp_path), "coord", text, plot, echo=lambda _: None)
+    assert (tmp_path / "coord.json").read_text() == '{"run": 2}'
+    assert (tmp_path / "archive" / "1" / "coord.json").read_text() == '{"run": 1}'
+    assert (tmp_path / "archive" / "1" / "coord.png").exists()
+
+
+def test_probe_results_survive_an_output_error(tmp_path, monkeypatch):
+    from scaling import checks
+
+    monkeypatch.setattr(checks.tempfile, "tempdir", str(tmp_path / "fallback"))
+    (tmp_path / "fallback").mkdir()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where OUT's parent should be")
+    with pytest.raises(OSError, match="the measurement is saved in") as error:
+        checks.write_results(str(blocker / "out"), "maxlr", '{"eta": 0.1}', print)
+    saved = str(error.value).rsplit(" ", 1)[-1]
+    assert saved.startswith(str(tmp_path / "fallback"))
+    with open(saved) as f:
+        assert f.read() == '{"eta": 0.1}'
