@@ -143,6 +143,13 @@ TRAIN_CASES = [
         2,
     ),
     ("rule_needs_residual", ["--rule=depth_mup"], "--rule", 2),
+    ("sweep_rule_needs_residual", ["--rule=depth_mup", "--lrs=0.1,0.2"], "--rule", 2),
+    (
+        "sweep_rule_negative_lr",
+        ["--rules_module={rules:negative_lr}", "--rule={rule_name}", "--lrs=0.1,0.2"],
+        "--rule",
+        2,
+    ),
     ("lrs_nan", ["--lrs=0.001,nan"], "--lrs", 2),
     ("lrs_inf", ["--lrs=0.001,inf"], "--lrs", 2),
     ("lrs_not_numbers", ["--lrs=a,b"], "--lrs", 2),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 
@@ -190,6 +191,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     validate_run_length(config)
     validate_scale(config)
     validate_paths(config)
+    if config.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        raise ConfigError(
+            "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"
+        )
     return config
 
 

@@ -25,7 +25,7 @@ from flax import nnx
 import data
 import rules
 from training import outputs
-from training.config import TrainConfig, sweep_lrs
+from training.config import ConfigError, TrainConfig, sweep_lrs
 
 
 def set_lr(opt_state: Any, lr: float) -> Any:
@@ -178,6 +178,10 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
     seeds = [config.seed + i for i in range(config.seeds)]
     workdir = config.workdir_path
     models = [build_model(dataclasses.replace(config, seed=s), dataset) for s in seeds]
+    try:  # before anything in the workdir moves, as for single runs
+        rules.check(rules.get(config.rule), rules.param_metas(models[0]))
+    except rules.RuleError as e:
+        raise ConfigError("rule", f"{e} (--model={config.model})") from None
     echo(dataset.summary())
     echo(rules.describe(models[0], title=f"rule {config.rule}: {rules.get(config.rule).pipeline}"))
     echo(f"sweep: {len(lrs)} learning rates x {len(seeds)} seeds = {len(lrs) * len(seeds)} runs")
