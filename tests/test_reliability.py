@@ -173,3 +173,13 @@ def test_probe_results_survive_an_output_error(tmp_path, monkeypatch):
     assert saved.startswith(str(tmp_path / "fallback"))
     with open(saved) as f:
         assert f.read() == '{"eta": 0.1}'
+
+
+def test_failed_run_restores_a_stale_lock_as_it_was(tmp_path):
+    lock = tmp_path / ".lock"
+    lock.write_text("999999 gone-host\n")
+    os.utime(lock, ns=(1_000_000_000, 2_000_000_000))
+    with pytest.raises(ConfigError), workdir_lock.hold(str(tmp_path)):
+        raise ConfigError("lr", "refused after the lock was taken")
+    assert lock.read_text() == "999999 gone-host\n"
+    assert lock.stat().st_mtime_ns == 2_000_000_000

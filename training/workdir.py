@@ -3,7 +3,8 @@
 The lock is `workdir/.lock`, held with `fcntl.flock` for the life of the run and holding
 `pid host` as text. The kernel drops a flock when its process dies (kill -9 included), so a
 lock file nobody holds is stale and is taken over. A run that fails leaves the workdir as it
-found it: the lock file is removed, and a workdir the run created is removed when empty.
+found it: the lock file is removed (or a dead run's stale one restored, bytes and times), and
+a workdir the run created is removed when empty.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def _make_dir(path: str) -> list[str]:
     return created
 
 
-def _acquire(path: str) -> tuple[int, str | None]:
-    """An fd holding the flock of `path`, and the stale holder it replaced (if any)."""
+def _acquire(path: str) -> tuple[int, bytes, os.stat_result]:
+    """An fd holding the flock of `path`, the bytes a dead holder left there (b"" for a new
+    lock file) and the file's stat before we wrote to it."""
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -71,11 +73,16 @@ def _acquire(path: str) -> tuple[int, str | None]:
         if same:
             break
         os.close(fd)
-    stale = os.read(fd, 200).decode(errors="replace").strip() or None
+    before = os.fstat(fd)
+    stale = os.read(fd, 4096)
+    _rewrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    return fd, stale, before
+
+
+def _rewrite(fd: int, content: bytes) -> None:
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-    return fd, stale
+    os.write(fd, content)
 
 
 @contextlib.contextmanager
@@ -90,17 +97,21 @@ def hold(workdir: str, enabled: bool = True) -> Iterator[str | None]:
     created = _make_dir(workdir)
     path = os.path.join(workdir, LOCK_NAME)
     try:
-        fd, stale = _acquire(path)
+        fd, stale, before = _acquire(path)
     except BaseException:
         _remove_empty(created)
         raise
     failed = True
     try:
-        yield stale
+        yield stale.decode(errors="replace").strip() or None
         failed = False
     finally:
         with contextlib.suppress(OSError):
-            os.remove(path)
+            if failed and stale:  # leave a dead run's lock file exactly as it was
+                _rewrite(fd, stale)
+                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            else:
+                os.remove(path)
         os.close(fd)  # releases the flock
         if failed:
             _remove_empty(created)
