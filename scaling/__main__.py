@@ -152,7 +152,9 @@ def run(probe: str, f) -> None:
     )
     try:
         report = PROBES[probe](request)
-    except (ProbeError, rules.RuleError, ValueError) as e:
+    except rules.RuleError as e:
+        fail(f"--rule: {e} (--model={f.model})")
+    except (ProbeError, ValueError) as e:
         fail(f"{probe}: {e}")
     record = {
         "probe": probe,

@@ -200,6 +200,13 @@ SCALING_CASES = [
     ("unknown_activation", ["coord", "--activation=swish"], "--activation", 2),
     ("unknown_optimizer", ["coord", "--optimizer=lbfgs"], "--optimizer", 2),
     ("rules_module_exits", ["coord", "--rules_module={rules:exit}"], "--rules_module", 2),
+    (
+        "rule_negative_lr",
+        ["update", "--rules_module={rules:negative_lr}", "--rule={rule_name}"],
+        "--rule",
+        2,
+    ),
+    ("rule_needs_residual", ["coord", "--rule=depth_mup"], "--rule", 2),
     ("one_width_only", ["coord", "--widths=64"], "--widths", 2),
     ("unknown_probe", ["nope"], "give one probe", 2),
 ]

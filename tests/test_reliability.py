@@ -2,7 +2,6 @@
 
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -112,12 +111,16 @@ def test_torn_tail_is_dropped_on_opening(tmp_path):
     assert path.read_text() == ""
 
 
-def _limit_file_size(limit: int):
-    def set_limit():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit raise EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return set_limit
+# train.py under a file-size limit, set in the child itself (no preexec_fn: forking a
+# process that has JAX's threads can deadlock). SIGXFSZ ignored: writes past it raise EFBIG.
+LIMITED = (
+    "import resource, runpy, signal, sys\n"
+    "limit = int(sys.argv.pop(1))\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+    "sys.argv[0] = 'train.py'\n"
+    "runpy.run_path('train.py', run_name='__main__')\n"
+)
 
 
 def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
@@ -125,7 +128,13 @@ def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
     10 kB near step 140, checkpoints (< 8 kB a file) are written every 20 steps."""
     work = tmp_path / "w"
     args = [*SMALL, "--steps=200", "--checkpoint_every=20", "--log_every=20", "--eval_every=100"]
-    full = train(*args, f"--workdir={work}", preexec_fn=_limit_file_size(10_000))
+    full = subprocess.run(
+        [sys.executable, "-c", LIMITED, "10000", *args, f"--workdir={work}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert full.returncode == 4, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr

@@ -291,10 +291,10 @@ def validate_mesh(spec: str) -> None:
     axes = {}
     for part in spec.split(","):
         name, _, size = part.strip().partition(":")
-        if name not in ("data", "model") or name in axes:
-            raise ConfigError(
-                "mesh", f"expected data:N or data:N,model:M (each axis once), got {spec!r}"
-            )
+        if name not in ("data", "model"):
+            raise ConfigError("mesh", f"unknown axis {name!r} in {spec!r}; axes are data, model")
+        if name in axes:
+            raise ConfigError("mesh", f"axis {name!r} given twice in {spec!r}")
         if not size.isdigit() or int(size) < 1:
             raise ConfigError("mesh", f"axis {name!r} needs a size >= 1 like {name}:2, in {spec!r}")
         axes[name] = int(size)
