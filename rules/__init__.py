@@ -24,6 +24,7 @@ from rules.transforms import (
     global_depth_lr,
     he_init,
     mean_field_readout_init,
+    mup_attention,
     mup_lr,
     mup_readout_init,
     ntk_weights,
@@ -32,6 +33,10 @@ from rules.transforms import (
 from rules.validation import RuleError, check
 
 _LAZY = {
+    "attention_fn": "rules.attention",
+    "attention_meta": "rules.attention",
+    "dot_product_attention": "rules.attention",
+    "logit_scale": "rules.attention",
     "Conv": "rules.nnx_layers",
     "Linear": "rules.nnx_layers",
     "bias_meta": "rules.nnx_layers",
@@ -81,6 +86,7 @@ __all__ = [
     "mean_field",
     "mean_field_readout_init",
     "mup",
+    "mup_attention",
     "mup_lr",
     "mup_readout_init",
     "named",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-Role = Literal["input", "hidden", "output", "bias", "norm", "branch"]
-# "branch" is no tensor: it stands for a residual branch's output, whose `multiplier` a
-# model applies where the branch joins the residual stream (after any norm in the branch).
-ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch")
+Role = Literal["input", "hidden", "output", "bias", "norm", "branch", "attention"]
+# "branch" and "attention" are no tensors. "branch" stands for a residual branch's output,
+# whose `multiplier` a model applies where the branch joins the residual stream (after any
+# norm in the branch); "attention" for attention logits q.k, whose `multiplier` corrects
+# the standard 1/sqrt(head_dim) (fan_in = head_dim; see rules/attention.py).
+ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch", "attention")
 OptimizerFamily = Literal["sgd", "adam"]
 OPTIMIZER_FAMILIES: tuple[str, ...] = ("sgd", "adam")
 

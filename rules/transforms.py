@@ -35,6 +35,14 @@ def mup_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
     return scales
 
 
+def mup_attention(meta: LayerMeta, scales: Scales) -> Scales:
+    """Attention logits x sqrt(d0 / d): 1/sqrt(d) becomes sqrt(d0)/d, muP's 1/d (TP V) that
+    equals the standard 1/sqrt(d) at the base head_dim d0."""
+    if meta.role == "attention":
+        return scales.replace(multiplier=scales.multiplier / math.sqrt(meta.fan_in_multiplier))
+    return scales
+
+
 def mean_field_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
     """Readout std = 1 / fan_in (variance 1/n^2, Jelassi et al. 2023); absolute, not relative."""
     if meta.role == "output":
