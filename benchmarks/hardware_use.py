@@ -80,7 +80,7 @@ def main() -> None:
         f"{matmul_flops / 1e9:>10.1f}{1e3 * t['matmul']:>9.1f}{peak / 1e9:>10.1f}"
     )
     ratio = step_rate / peak
-    verdict = "met" if ratio >= 0.5 else "MISSED"
+    verdict = common.verdict(ratio >= 0.5)
     print(f"\nstep / matmul peak: {ratio:.1%}   target >= 50%: {verdict}")
     d, w, c, bsz = 40, args.width, 10, args.batch
     matmul_count = 6 * bsz * (d * w + 2 * w * w + w * c)  # forward + 2 backward products

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 
-import common  # noqa: F401  (puts the repo root on sys.path)
+import common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -180,7 +180,7 @@ def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, r
     t = common.interleaved(fns, repeats)
     steps = xs.shape[0]
     ratio = t["ours"] / t["plain"]
-    verdict = ("met" if ratio <= 1.03 else "MISSED") if judged else "(scan vs loop, not judged)"
+    verdict = common.verdict(ratio <= 1.03) if judged else "(scan vs loop, not judged)"
     print(f"{label:<34}{1e3 * t['ours'] / steps:>10.2f}{1e3 * t['plain'] / steps:>10.2f}"
           f"{ratio:>9.3f}  {verdict}", flush=True)  # fmt: skip
 

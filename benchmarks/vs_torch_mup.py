@@ -94,7 +94,7 @@ def main() -> None:
                 theirs[threads].append(torch_steps_per_s(width, steps, threads))
         best = max(theirs, key=lambda t: statistics.median(theirs[t]))
         a, b = statistics.median(ours), statistics.median(theirs[best])
-        verdict = "met" if a / b >= 2 else "MISSED"
+        verdict = common.verdict(a / b >= 2)
         print(f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}  {verdict}", flush=True)
 
 
