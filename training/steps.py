@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -73,25 +74,46 @@ def make_train_chunk(graphdef: Any, optimizer: optax.GradientTransformation):
     return train_chunk
 
 
-def make_evaluate(graphdef: Any, batch_size: int = 1024):
-    """(params, rest, x, y) -> (mean loss, accuracy) over the whole set, in batches."""
+def make_batch_sums(graphdef: Any):
+    """(params, rest, x, y) -> (summed loss, correct count) of one batch, in eval mode.
 
-    @jax.jit
+    Eval mode: BatchNorm uses its running statistics and dropout is off. Single runs and
+    sweeps both evaluate through this function (sweeps vmap it over their members).
+    """
+
     def batch_sums(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest)
-        model.eval()  # running statistics, no dropout
+        model.eval()
         logits = model(x)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return losses.sum(), (jnp.argmax(logits, -1) == y).sum()
 
-    def evaluate(params, rest, x, y) -> tuple[float, float]:
+    return batch_sums
+
+
+def make_evaluate(graphdef: Any, batch_size: int = 1024, member_axes: int = 0):
+    """(params, rest, x, y) -> (mean loss, accuracy) over the whole set, in batches of
+    `batch_size`, in eval mode.
+
+    `member_axes`: leading axes of stacked members in params and rest (2 for a sweep's
+    [seeds, lrs]); the results then have that shape (numpy), else they are floats.
+    """
+    batch_sums = make_batch_sums(graphdef)
+    for _ in range(member_axes):
+        batch_sums = jax.vmap(batch_sums, in_axes=(0, 0, None, None))
+    batch_sums = jax.jit(batch_sums)
+
+    def evaluate(params, rest, x, y):
         loss_sum, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             batch_loss, batch_correct = batch_sums(
                 params, rest, x[start : start + batch_size], y[start : start + batch_size]
             )
-            loss_sum += float(batch_loss)
-            correct += int(batch_correct)
-        return loss_sum / len(x), correct / len(x)
+            loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
+            correct = correct + np.asarray(batch_correct)
+        loss, accuracy = loss_sum / len(x), correct / len(x)
+        if member_axes == 0:
+            return float(loss), float(accuracy)
+        return loss, accuracy
 
     return evaluate

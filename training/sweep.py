@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
 import data
 import rules
@@ -83,28 +82,11 @@ def make_sweep_chunk(graphdef: Any, optimizer: optax.GradientTransformation):
 
 
 def make_sweep_evaluate(graphdef: Any, batch_size: int = 1024):
-    """(params[S,L], rest[S,L], x, y) -> (mean loss[S,L], accuracy[S,L]) as numpy."""
+    """(params[S,L], rest[S,L], x, y) -> (mean loss[S,L], accuracy[S,L]) as numpy, in eval
+    mode (the single run's evaluator, vmapped)."""
+    from training.steps import make_evaluate
 
-    def sums(params, rest, x, y):
-        logits = nnx.merge(graphdef, params, rest)(x)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-        return losses.sum(), (jnp.argmax(logits, -1) == y).sum()
-
-    batch_sums = jax.jit(jax.vmap(jax.vmap(sums, in_axes=(0, 0, None, None)), (0, 0, None, None)))
-
-    def evaluate(params, rest, x, y):
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(x), batch_size):
-            b_loss, b_correct = batch_sums(
-                params, rest, x[start : start + batch_size], y[start : start + batch_size]
-            )
-            loss_sum, correct = (
-                loss_sum + np.asarray(b_loss, np.float64),
-                correct + np.asarray(b_correct),
-            )
-        return loss_sum / len(x), correct / len(x)
-
-    return evaluate
+    return make_evaluate(graphdef, batch_size, member_axes=2)
 
 
 def _stack(trees: list[Any]) -> Any:
