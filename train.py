@@ -56,6 +56,17 @@ HELP = {
     "coordinator_address": "multi-host: host:port of process 0 (with --num_processes)",
     "num_processes": "multi-host: number of processes in the run",
     "process_id": "multi-host: this process's index, 0 .. num_processes-1",
+    # training features (issue 10)
+    "schedule": "lr schedule on the global lr (peak --lr, or each of --lrs): constant, cosine "
+    "and linear (decay to 0 at --steps), rsqrt (1/sqrt(1 + t/warmup)); per-layer rule "
+    "multipliers keep their ratios",
+    "warmup_steps": "linear warm-up from lr/warmup to the peak lr over this many steps",
+    "clip_norm": "clip the gradients' global norm to this before the optimizer and the rule's "
+    "multipliers; 0 = off",
+    "dtype": "compute dtype: float32, or bfloat16 (forward and backward in bfloat16; params, "
+    "optimizer state and loss in float32)",
+    "augment": "augmentation of image training batches: auto (crop_flip for cifar10/cifar100, "
+    "none for others), none, flip, crop (zero-pad 1/8 of the side, random crop), crop_flip",
 }
 
 DEFINE = {
