@@ -44,11 +44,13 @@ HELP = {
     "eval_every": "evaluate on the test split every this many steps (and at the end)",
     "log_every": "print progress every this many steps",
     # scale (issue 5)
-    "mesh": "device mesh like data:8 or data:4,model:2; empty = every device on data",
+    "mesh": "device mesh like data:8 or data:4,model:2; sweeps: members:8 (runs split over "
+    "devices) or members:4,data:2; empty = every device on data",
     "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
     "checkpoint_every": "orbax checkpoint every this many steps and at the end; 0 = none",
     "keep_checkpoints": "how many of the newest checkpoints to keep",
-    "lrs": "comma-separated learning rates: train them all at once (vmap), write sweep.json",
+    "lrs": "comma-separated (peak) learning rates: train them all at once (vmap), write "
+    "sweep.json",
     "seeds": "sweeps: number of seeds per learning rate (--seed, --seed+1, ...)",
     "data_dir": "tensorflow-datasets data_dir holding prepared mnist, cifar10, ... files",
     "tensorboard": "also write TensorBoard events to workdir/tensorboard (needs tensorboardX)",
