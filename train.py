@@ -49,8 +49,7 @@ HELP = {
     "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
     "checkpoint_every": "orbax checkpoint every this many steps and at the end; 0 = none",
     "keep_checkpoints": "how many of the newest checkpoints to keep",
-    "lrs": "comma-separated (peak) learning rates: train them all at once (vmap), write "
-    "sweep.json",
+    "lrs": "comma-separated (peak) learning rates: train them all at once (vmap), write sweep.json",
     "seeds": "sweeps: number of seeds per learning rate (--seed, --seed+1, ...)",
     "data_dir": "tensorflow-datasets data_dir holding prepared mnist, cifar10, ... files",
     "tensorboard": "also write TensorBoard events to workdir/tensorboard (needs tensorboardX)",

@@ -127,7 +127,7 @@ def mup_adam_by_hand(params: dict, n: float) -> optax.GradientTransformation:
 
 
 def plain_chunk(graphdef, optimizer):
-    """The same jitted scan of Adam steps as training.engine, with nothing of `rules` in it."""
+    """The jitted scan of Adam steps of training.engine, with nothing of `rules` in it."""
 
     def loss_fn(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest)

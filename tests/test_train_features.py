@@ -13,6 +13,7 @@ import pytest
 
 import data
 import rules
+from data.augment import crop_padding
 from training import engine
 from training.config import ConfigError, TrainConfig, validate
 from training.loop import train
@@ -125,7 +126,7 @@ def test_augmentation_is_a_pad_crop_flip_decided_by_seed_and_step():
     np.testing.assert_array_equal(out[:, 4:], cols)
     assert not np.array_equal(out, data.augment_batches(x, "crop_flip", 6, 10, 8))
     # Each image is a 16x16 window of the zero-padded (2 px) image, maybe mirrored.
-    pad = data.augment.crop_padding(16)
+    pad = crop_padding(16)
     assert pad == 2
     flips = 0
     for k in range(3):

@@ -1,8 +1,8 @@
 """The training engine: pure step functions, scanned chunks, the evaluator and vmapped members.
 
 Everything that trains or evaluates a model goes through here: single runs
-(training/single.py), sweeps (training/sweep.py), the probes (scaling/grid.py) and the
-benchmarks. No command line, no files, no flags.
+(training/single.py), sweeps (training/sweep.py), the probes (scaling/grid.py)
+and the benchmarks. No command line, no files, no flags.
 
 The model travels as (graphdef, params, rest): `params` is the pure dict of `nnx.Param`
 values the optimizer updates, `rest` every other state (BatchNorm statistics, dropout RNG

@@ -1,7 +1,7 @@
 """What a run's settings turn into: the model, the optimizer and the compute dtype.
 
-Shared by single runs (training/single.py) and sweeps (training/sweep.py), so a sweep
-member is built exactly like its separate run.
+Shared by single runs (training/single.py) and sweeps (training/sweep.py), so a
+sweep member is built exactly like its separate run.
 """
 
 from __future__ import annotations
