@@ -183,6 +183,10 @@ def test_scheduled_sweep_member_equals_its_run(tmp_path):
     mean = np.mean([r["train_loss"] for r in records if "train_loss" in r])
     assert result["final_train_loss"][0][1] == pytest.approx(mean, rel=1e-5)
     assert result["test_loss"][0][1] == pytest.approx(single.test_loss, rel=1e-5)
+    for name in ("r", "s"):
+        recorded = json.loads((tmp_path / name / "config.json").read_text())
+        assert (recorded["schedule"], recorded["warmup_steps"]) == ("cosine", 3)
+        assert (recorded["clip_norm"], recorded["dtype"]) == (0.5, "float32")
 
 
 @pytest.mark.parametrize(
