@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data.augment import AUGMENTATIONS, augment_batches, default_augmentation
 from data.dataset import Dataset, batch_indices
 from data.sources import SOURCES
 from data.tfds_source import TFDS_DATASETS, TfdsMissing, load_tfds
@@ -33,4 +34,13 @@ def load(name: str, data_dir: str = "") -> Dataset:
     return SOURCES[name]()
 
 
-__all__ = ["Dataset", "TfdsMissing", "batch_indices", "load", "names"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Dataset",
+    "TfdsMissing",
+    "augment_batches",
+    "batch_indices",
+    "default_augmentation",
+    "load",
+    "names",
+]

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 from flax import nnx
 
-from training.steps import split_model
+from training.engine import split_model
 
 
 def recording(model: nnx.Module) -> nnx.Module:

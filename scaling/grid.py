@@ -35,24 +35,24 @@ def train_grid(
     score_examples: int = 2048,
 ):
     """Every (seed, lr) pair trained for `steps` in one compiled program."""
+    from training import engine
     from training.optimizers import make_optimizer
-    from training.steps import split_model
-    from training.sweep import make_sweep_evaluate, train_members
 
     lrs = [float(lr) for lr in lrs]
     models = [spec.build(width, depth, seed) for seed in range(seeds)]
-    splits = [split_model(m) for m in models]
+    splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
     tx = make_optimizer(optimizer, lrs[0], rules.param_scales(models[0]))
-    state, alive, _, _ = train_members(
+    members = engine.train_members(
         graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size, steps
     )
-    params, rest, _ = state
-    evaluate = make_sweep_evaluate(graphdef)
+    params, rest, _ = members.state
+    evaluate = engine.make_evaluate(graphdef, member_axes=1)
     subset = slice(0, score_examples)
     train_loss, _ = evaluate(params, rest, dataset.x_train[subset], dataset.y_train[subset])
     _, test_accuracy = evaluate(params, rest, dataset.x_test, dataset.y_test)
-    diverged = ~alive | ~np.isfinite(train_loss)
+    train_loss, test_accuracy = members.grid(train_loss), members.grid(test_accuracy)
+    diverged = ~members.alive | ~np.isfinite(train_loss)
     return GridResult(
         lrs=lrs,
         train_loss=np.where(diverged, np.inf, train_loss),

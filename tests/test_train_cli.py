@@ -104,6 +104,8 @@ def test_divergence_stops_with_status_3_and_is_recorded(tmp_path):
         (["--dropout=-0.1"], ["--dropout"]),
         (["--kernel_size=0"], ["--kernel_size"]),
         (["--padding=reflect"], ["--padding", "zero", "circular"]),
+        (["--schedule=step"], ["--schedule", "cosine", "rsqrt"]),
+        (["--augment=crop"], ["--augment", "images", "--augment=none"]),  # mnist1d: 1-D
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, names, tmp_path):
@@ -165,5 +167,7 @@ def test_mlp_trains_with_layer_norm_and_dropout(tmp_path):
 def test_help_lists_models_and_rules_and_exits_0():
     proc = run("--help")
     assert proc.returncode == 0, proc.stderr
-    for text in ("--model", "resnet", "--rule", "completep", "--lrs", "--mesh"):
+    for text in ("--model", "resnet", "--rule", "completep", "--lrs", "--mesh", "members"):
         assert text in proc.stdout, text
+    for flag in ("--schedule", "--warmup_steps", "--clip_norm", "--dtype", "--augment"):
+        assert flag in proc.stdout, flag

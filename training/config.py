@@ -9,20 +9,13 @@ import data
 import rules
 import zoo
 from rules.optim_names import OPTIMIZERS as OPTIMIZER_FAMILY
+from training.errors import ConfigError
+from training.models import PADDINGS
+from training.schedules import SCHEDULES
 from zoo.depths import check_depth
 
 OPTIMIZERS = tuple(OPTIMIZER_FAMILY)
-
-
-class ConfigError(ValueError):
-    """A bad setting, reported as `--flag: message` with exit status 2."""
-
-    def __init__(self, flag: str, message: str):
-        super().__init__(f"--{flag}: {message}")
-        self.flag = flag
-
-
-PADDINGS = {"zero": "SAME", "circular": "CIRCULAR"}  # flag value -> rules.Conv padding
+DTYPES = ("float32", "bfloat16")  # compute dtype; params and optimizer state stay float32
 
 # Settings left None in TrainConfig come from here: the model's entry, else "*".
 # Default `base_width` / `base_depth` are capped at --width / --depth (a smaller model is its
@@ -97,6 +90,12 @@ class TrainConfig:
     coordinator_address: str = ""  # multi-host: host:port of process 0
     num_processes: int = 1
     process_id: int = 0
+    # --- training features (issue 10) ---
+    schedule: str = "constant"  # lr schedule on the global (peak) lr: SCHEDULES
+    warmup_steps: int = 0  # linear warm-up to the peak lr over this many steps
+    clip_norm: float = 0.0  # > 0: clip the gradients' global norm before the optimizer
+    dtype: str = "float32"  # compute dtype of forward and backward passes
+    augment: str = "auto"  # "auto": crop_flip for natural images (cifar), none otherwise
 
     @property
     def dataset_name(self) -> str:
@@ -184,7 +183,32 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.weight_decay_value < 0:
         raise ConfigError("weight_decay", f"must be >= 0, got {config.weight_decay}")
     validate_scale(config)
+    return validate_features(config)
+
+
+def validate_features(config: TrainConfig) -> TrainConfig:
+    """Schedule, clipping, dtype and augmentation; "auto" augmentation resolved."""
+    _choose("schedule", config.schedule, SCHEDULES)
+    _choose("dtype", config.dtype, DTYPES)
+    _choose("augment", config.augment, ("auto",) + data.AUGMENTATIONS)
+    if not 0 <= config.warmup_steps <= config.steps:
+        raise ConfigError(
+            "warmup_steps", f"must be in [0, --steps={config.steps}], got {config.warmup_steps}"
+        )
+    if not 0 <= config.clip_norm < float("inf"):  # also rejects NaN
+        raise ConfigError("clip_norm", f"must be >= 0 and finite (0: off), got {config.clip_norm}")
+    if config.augment == "auto":
+        config = dataclasses.replace(config, augment=data.default_augmentation(config.dataset_name))
     return config
+
+
+def config_record(config: TrainConfig) -> dict:
+    """config.json's content: every setting, with defaults resolved."""
+    return dataclasses.asdict(config) | {
+        "workdir": config.workdir_path,
+        "dataset": config.dataset_name,
+        "weight_decay": config.weight_decay_value,
+    }
 
 
 def sweep_lrs(config: TrainConfig) -> list[float]:
@@ -220,9 +244,8 @@ def validate_scale(config: TrainConfig) -> None:
     if config.num_processes > 1 and not config.coordinator_address:
         raise ConfigError("coordinator_address", "multi-host runs need host:port of process 0")
     if sweep_lrs(config):
-        for flag, default in (("mesh", ""), ("num_processes", 1), ("fsdp", False)):
-            if getattr(config, flag) != default:
-                raise ConfigError(flag, "sweeps (--lrs) run on one device; drop this flag")
+        if config.fsdp:
+            raise ConfigError("fsdp", "sweeps (--lrs) copy each run's parameters; drop --fsdp")
     elif config.seeds != 1:
         raise ConfigError("seeds", "only sweeps use --seeds; add --lrs=a,b,c or use --seed")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from training.config import ConfigError, TrainConfig
+from training.errors import ConfigError
 
 
-def initialize(config: TrainConfig, timeout_s: int = 120) -> None:
-    """Join the run's processes (no-op for one process). Each process then sees every
-    device of the run in `jax.devices()` and feeds only its own devices' data."""
+def initialize(config, timeout_s: int = 120) -> None:
+    """Join the run's processes (no-op for one process). `config` has num_processes,
+    process_id and coordinator_address (a training.config.TrainConfig). Each process
+    then sees every device of the run in `jax.devices()` and feeds only its own
+    devices' data."""
     if config.num_processes == 1:
         return
     import jax
