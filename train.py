@@ -1,6 +1,12 @@
 """Train a zoo model under a scaling rule: `python train.py --model=mlp --rule=mup`.
 
-Exit status: 0 done, 2 bad flags (one line on stderr), 3 the loss diverged.
+Exit status (every failure is one line on stderr):
+  0  done
+  2  bad flags or inputs (a flag, path, dataset, rule, size that cannot fit, or a workdir in
+     use by another run); nothing in the workdir was changed
+  3  the loss diverged (metrics up to then are in the workdir)
+  4  an output could not be written (disk full, I/O error); what was written before, and
+     every checkpoint saved, is intact: free space and rerun to resume
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ HELP = {
     "optimizer state and loss in float32)",
     "augment": "augmentation of image training batches: auto (crop_flip for cifar10/cifar100, "
     "none for others), none, flip, crop (zero-pad 1/8 of the side, random crop), crop_flip",
+    "connect_timeout": "multi-host: seconds to wait for the coordinator and every process",
 }
 
 DEFINE = {
@@ -112,16 +119,20 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
-    from training.config import with_model_defaults
+    from training.config import validate_processes, with_model_defaults
     from training.distributed import initialize
     from training.loop import EXIT_DIVERGED, train
+    from training.outputs import EXIT_WRITE_FAILED
 
     try:
         config = with_model_defaults(config)  # so that messages below show real values
+        validate_processes(config)  # before joining, so a bad flag is named as such
         initialize(config)
         result = train(config)
     except ConfigError as e:
         fail(str(e), 2)
+    except OSError as e:  # outputs.WriteError, or the disk failing anywhere else
+        fail(f"{e}; free space or fix the disk, then rerun to resume", EXIT_WRITE_FAILED)
     if result.diverged:
         fail(
             f"diverged: non-finite loss at step {result.steps_done}; try a smaller --lr "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import tempfile
@@ -53,13 +54,42 @@ def mnist1d() -> Dataset:
         raw = _generate_mnist1d()
         return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
     path = os.path.join(_cache_dir(), f"mnist1d-{version}-standard.npz")
-    try:
-        with np.load(path) as f:
-            raw = {k: f[k] for k in MNIST1D_KEYS}
-    except (OSError, KeyError, ValueError):  # missing or unreadable: generate afresh
+    raw = _read_verified(path)
+    if raw is None:  # missing, truncated, or other arrays: generate afresh
         raw = _generate_mnist1d()
-        _save_atomically(path, raw)
+        _save_atomically(path, raw | {"sha256": np.asarray(_checksum(raw))})
     return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in MNIST1D_KEYS:
+        a = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _read_verified(path: str) -> dict[str, np.ndarray] | None:
+    """The cached arrays if the file is whole and holds what the generator makes (shapes and
+    the checksum written beside them); None otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            raw = {k: f[k] for k in MNIST1D_KEYS}
+            stored = str(f["sha256"])
+    except Exception:  # missing, truncated (BadZipFile, EOFError), or lacking a key
+        return None
+    x, y, x_test, y_test = (raw[k] for k in MNIST1D_KEYS)
+    consistent = (
+        x.ndim == 2
+        and x_test.ndim == 2
+        and x.shape[1] == x_test.shape[1]
+        and y.shape == x.shape[:1]
+        and y_test.shape == x_test.shape[:1]
+    )
+    if not consistent or stored != _checksum(raw):
+        return None
+    return raw
 
 
 def digits() -> Dataset:

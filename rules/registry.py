@@ -36,12 +36,15 @@ def import_rules(spec: str) -> None:
     import importlib.util
     import os
 
-    if spec.endswith(".py"):
-        if not os.path.isfile(spec):
-            raise ImportError(f"no file {spec!r}")
-        name = "user_rules_" + os.path.splitext(os.path.basename(spec))[0]
-        module_spec = importlib.util.spec_from_file_location(name, spec)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        importlib.import_module(spec)
+    try:
+        if spec.endswith(".py"):
+            if not os.path.isfile(spec):
+                raise ImportError(f"no file {spec!r}")
+            name = "user_rules_" + os.path.splitext(os.path.basename(spec))[0]
+            module_spec = importlib.util.spec_from_file_location(name, spec)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except SystemExit as e:  # a module that exits must not end the caller's program
+        raise ImportError(f"it called sys.exit({e.code!r}) while being imported") from None

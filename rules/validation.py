@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
 
 from rules.algebra import Rule
@@ -13,7 +15,8 @@ class RuleError(ValueError):
 
 
 def check(rule: Rule, metas: Iterable[LayerMeta]) -> None:
-    """Raise RuleError if the model described by `metas` lacks what `rule.requires`."""
+    """Raise RuleError if the model described by `metas` lacks what `rule.requires`, or the
+    rule gives one of its layers a negative, NaN or infinite scale."""
     metas = list(metas)
     if "residual" in rule.requires and not any(m.in_residual_branch for m in metas):
         raise RuleError(
@@ -27,3 +30,29 @@ def check(rule: Rule, metas: Iterable[LayerMeta]) -> None:
             f"rule {rule.name!r} scales with width, and no dimension of this model has a base "
             "width; give a base width (or a base model to compare shapes with)"
         )
+    check_scales(rule, metas)
+
+
+def check_scales(rule: Rule, metas: Iterable[LayerMeta]) -> None:
+    """RuleError naming the rule, the parameter and the layer role of the first scale that is
+    negative, NaN or infinite (such a rule would train by gradient ascent or diverge)."""
+    for meta in metas:
+        try:
+            scales = rule(meta)
+        except Exception as e:  # a user's transform: its failure is theirs to fix
+            raise RuleError(
+                f"rule {rule.name!r} fails on the {meta.role} layer "
+                f"(fan_in {meta.fan_in}, fan_out {meta.fan_out}): {type(e).__name__}: {e}"
+            ) from None
+        for field in dataclasses.fields(scales):
+            value = getattr(scales, field.name)
+            try:
+                good = math.isfinite(value) and value >= 0
+            except TypeError:
+                good = False
+            if not good:
+                raise RuleError(
+                    f"rule {rule.name!r} gives the {meta.role} layer "
+                    f"(fan_in {meta.fan_in}, fan_out {meta.fan_out}) {field.name}={value!r}; "
+                    "scales must be finite and >= 0"
+                )

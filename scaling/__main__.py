@@ -1,20 +1,31 @@
 """`python -m scaling PROBE --model=mlp --rule=mup --widths=64,128,256 --out=DIR`.
 
-Writes DIR/PROBE.json and DIR/PROBE.png and prints a short table. Exit status 2 with one
-line on stderr for a bad request.
+Writes DIR/PROBE.json and DIR/PROBE.png (earlier ones are moved to DIR/archive/<n>/) and
+prints a short table. Exit status: 0 done; 2 a bad request (one line on stderr, checked
+before anything runs); 4 the results could not be written (the line says where the
+measurement was saved instead).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 
 from absl import app, flags, logging
 
 import rules
 import zoo
+from scaling.checks import (
+    EXIT_WRITE_FAILED,
+    FlagError,
+    check_fits,
+    check_layers,
+    check_numbers,
+    check_out,
+    load_dataset,
+    write_results,
+)
 from scaling.probes import PROBES
 
 flags.DEFINE_string("model", "mlp", f"model family: {', '.join(zoo.names())}")
@@ -65,7 +76,17 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     if len(argv) != 2 or argv[1] not in PROBES:
         fail(f"give one probe: python -m scaling {{{','.join(PROBES)}}} [flags]")
-    probe, f = argv[1], flags.FLAGS
+    try:
+        run(argv[1], flags.FLAGS)
+    except FlagError as e:
+        fail(str(e))
+    except OSError as e:  # results could not be written; the message says where they are
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_WRITE_FAILED)
+
+
+def run(probe: str, f) -> None:
+    """Check every flag, run `probe`, write its results."""
     if f.rules_module:
         try:
             rules.import_rules(f.rules_module)
@@ -80,15 +101,28 @@ def main(argv: list[str]) -> None:
         if value not in choices:
             fail(f"--{flag}: unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
 
-    import data
     from scaling.probes import ProbeError, Request
     from scaling.setup import ProbeModel
 
+    try:
+        lrs = tuple(float(v) for v in f.lrs)
+    except ValueError:
+        fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
+    for flag in ("seeds", "rounds", "batch_size", "base_width"):
+        if f[flag].value < 1:
+            fail(f"--{flag}: must be >= 1, got {f[flag].value}")
+    if f.base_depth < 0:
+        fail(f"--base_depth: must be >= 0 (0 = each depth), got {f.base_depth}")
+    widths, depths = _sizes("widths"), _sizes("depths")
+    check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
+    check_layers(f.layers)
+    check_out(f.out)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS[f.model]
-    if dataset_name not in data.names():
-        choices = ", ".join(data.names())
-        fail(f"--dataset: unknown dataset {dataset_name!r}; choose one of: {choices}")
-    dataset = data.load(dataset_name)
+    dataset = load_dataset(dataset_name)
+    members = f.seeds * (len(lrs) or 10) if probe in ("transfer", "maxlr") else f.seeds
+    check_fits(
+        f.model, widths, depths, members, f.batch_size, dataset.input_shape, dataset.num_classes
+    )
     spec = ProbeModel(
         model=f.model,
         rule=f.rule,
@@ -100,19 +134,10 @@ def main(argv: list[str]) -> None:
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
     )
-    try:
-        lrs = tuple(float(v) for v in f.lrs)
-    except ValueError:
-        fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
-    if any(not lr > 0 for lr in lrs):
-        fail("--lrs: learning rates must be > 0")
-    for flag in ("seeds", "rounds", "batch_size"):
-        if f[flag].value < 1:
-            fail(f"--{flag}: must be >= 1, got {f[flag].value}")
     request = Request(
         spec=spec,
-        widths=_sizes("widths"),
-        depths=_sizes("depths"),
+        widths=widths,
+        depths=depths,
         seeds=f.seeds,
         lr=f.lr,
         steps=f.steps or (3 if probe == "coord" else 200),
@@ -129,7 +154,6 @@ def main(argv: list[str]) -> None:
         report = PROBES[probe](request)
     except (ProbeError, rules.RuleError, ValueError) as e:
         fail(f"{probe}: {e}")
-    os.makedirs(f.out, exist_ok=True)
     record = {
         "probe": probe,
         "model": f.model,
@@ -141,13 +165,10 @@ def main(argv: list[str]) -> None:
         "optimizer": f.optimizer,
         "dataset": dataset_name,
     } | report.record
-    json_path, png_path = os.path.join(f.out, f"{probe}.json"), os.path.join(f.out, f"{probe}.png")
-    with open(json_path + ".tmp", "w") as out:
-        json.dump(_finite(record), out, indent=1, allow_nan=False, default=_jsonable)
-    os.replace(json_path + ".tmp", json_path)
-    report.plot(png_path)
+    text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable)
     print(f"{probe}: {f.model} / {f.rule}")
     print(report.table)
+    json_path, png_path = write_results(f.out, probe, text, report.plot)
     print(f"wrote {json_path} and {png_path}")
 
 

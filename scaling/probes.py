@@ -243,8 +243,11 @@ def _compare_with_maxlr(result: dict, out: str) -> None:
     path = os.path.join(out, "maxlr.json")
     if not out or not os.path.exists(path):
         return
-    with open(path) as f:
-        found = {(e["width"], e["depth"]): e["eta_star"] for e in json.load(f)["results"]}
+    try:  # an unreadable maxlr.json must not cost the sharpness measurement
+        with open(path) as f:
+            found = {(e["width"], e["depth"]): e["eta_star"] for e in json.load(f)["results"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
     for entry in result["results"]:
         eta = found.get((entry["width"], entry["depth"]))
         entry["maxlr_eta_star"] = eta

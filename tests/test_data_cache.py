@@ -39,3 +39,34 @@ def test_mnist1d_unwritable_cache_generates(tmp_path, monkeypatch):
     monkeypatch.setenv("SCALING_RULES_CACHE", str(blocker / "cache"))
     sources.mnist1d(), sources.mnist1d()
     assert len(calls) == 2
+
+
+def test_mnist1d_truncated_cache_is_rebuilt(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sources, "_generate_mnist1d", _fake_generator(calls))
+    monkeypatch.setenv("SCALING_RULES_CACHE", str(tmp_path))
+    first = sources.mnist1d()
+    (cache,) = tmp_path.iterdir()
+    cache.write_bytes(cache.read_bytes()[:300])  # a copy cut short (BadZipFile)
+    again = sources.mnist1d()
+    assert len(calls) == 2
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    assert sources.mnist1d() and len(calls) == 2  # the rebuilt cache is whole
+
+
+def test_mnist1d_cache_with_other_arrays_is_rebuilt(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sources, "_generate_mnist1d", _fake_generator(calls))
+    monkeypatch.setenv("SCALING_RULES_CACHE", str(tmp_path))
+    first = sources.mnist1d()
+    (cache,) = tmp_path.iterdir()
+    with np.load(cache) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["x"] = arrays["x"] + 1.0  # readable, same shapes, other values
+    np.savez(cache, **arrays)
+    again = sources.mnist1d()
+    assert len(calls) == 2
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    np.savez(cache, **{k: arrays[k] for k in sources.MNIST1D_KEYS})  # no checksum at all
+    sources.mnist1d()
+    assert len(calls) == 3

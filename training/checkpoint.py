@@ -33,6 +33,7 @@ FREE_TO_CHANGE = frozenset(
         "coordinator_address",
         "num_processes",
         "process_id",
+        "connect_timeout",
     }
 )
 
@@ -110,15 +111,22 @@ class Checkpoints:
         return state
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        self._manager.save(
-            step,
-            args=self._ocp.args.Composite(
-                state=self._ocp.args.StandardSave(_savable(state)),
-                meta=self._ocp.args.JsonSave(meta | {"step": step}),
-            ),
-            force=True,
-        )
-        self._manager.wait_until_finished()
+        """Save checkpoint `step`; outputs.WriteError when it cannot be written (orbax writes
+        to a temporary folder first, so the earlier checkpoints stay intact)."""
+        from training.outputs import WriteError
+
+        try:
+            self._manager.save(
+                step,
+                args=self._ocp.args.Composite(
+                    state=self._ocp.args.StandardSave(_savable(state)),
+                    meta=self._ocp.args.JsonSave(meta | {"step": step}),
+                ),
+                force=True,
+            )
+            self._manager.wait_until_finished()
+        except Exception as e:  # orbax wraps OSError in several types
+            raise WriteError(os.path.join(self.directory, str(step)), e) from None
 
     def close(self) -> None:
         self._manager.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import math
 import os
 
 import data
@@ -90,6 +92,7 @@ class TrainConfig:
     coordinator_address: str = ""  # multi-host: host:port of process 0
     num_processes: int = 1
     process_id: int = 0
+    connect_timeout: int = 120  # multi-host: seconds to wait for every process to join
     # --- training features (issue 10) ---
     schedule: str = "constant"  # lr schedule on the global (peak) lr: SCHEDULES
     warmup_steps: int = 0  # linear warm-up to the peak lr over this many steps
@@ -178,12 +181,64 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(
             "base_depth", f"must be between 1 and --depth={config.depth}, got {config.base_depth}"
         )
-    if not config.lr > 0:  # also rejects NaN
-        raise ConfigError("lr", f"must be > 0, got {config.lr}")
-    if config.weight_decay_value < 0:
-        raise ConfigError("weight_decay", f"must be >= 0, got {config.weight_decay}")
+    if not 0 < config.lr < math.inf:  # also rejects NaN
+        raise ConfigError("lr", f"must be > 0 and finite, got {config.lr}")
+    if not 0 <= config.weight_decay_value < math.inf:
+        raise ConfigError("weight_decay", f"must be >= 0 and finite, got {config.weight_decay}")
+    if not 0 <= config.momentum < 1:
+        raise ConfigError("momentum", f"must be in [0, 1), got {config.momentum}")
+    validate_run_length(config)
     validate_scale(config)
+    validate_paths(config)
+    if config.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        raise ConfigError(
+            "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"
+        )
     return validate_features(config)
+
+
+SEED_LIMIT = 2**32  # seeds go to numpy's and JAX's generators as unsigned 32-bit words
+STEP_LIMIT = 2**31 - 1  # step counters are int32 inside the jitted chunks
+CHUNK_LIMIT = 10**6  # chunk boundaries (log, eval, checkpoint) a run may have
+
+
+def validate_run_length(config: TrainConfig) -> None:
+    """Seeds and step counts that the generators, counters and chunking can hold."""
+    last_seed = config.seed + max(config.seeds, 1) - 1
+    if config.seed < 0 or last_seed >= SEED_LIMIT:
+        span = f" (with --seeds={config.seeds}, up to {last_seed})" if config.seeds > 1 else ""
+        raise ConfigError("seed", f"must be in [0, {SEED_LIMIT}), got {config.seed}{span}")
+    if config.steps > STEP_LIMIT:
+        raise ConfigError("steps", f"must be <= {STEP_LIMIT}, got {config.steps}")
+    chunks = sum(
+        config.steps // every
+        for every in (config.log_every, config.eval_every, config.checkpoint_every)
+        if every > 0
+    )
+    if chunks > CHUNK_LIMIT:
+        raise ConfigError(
+            "steps",
+            f"{config.steps} steps would end {chunks} chunks at --log_every, --eval_every and "
+            f"--checkpoint_every boundaries (limit {CHUNK_LIMIT}); raise those or lower --steps",
+        )
+
+
+def validate_paths(config: TrainConfig) -> None:
+    """--data_dir and --workdir, read but not touched: the first error before any write."""
+    if config.data_dir:
+        where = os.path.expanduser(config.data_dir)
+        if os.path.exists(where) and not os.path.isdir(where):
+            raise ConfigError("data_dir", f"{config.data_dir!r} is a file, not a folder")
+        if os.path.isdir(where) and not os.access(where, os.R_OK | os.X_OK):
+            raise ConfigError("data_dir", f"{config.data_dir!r} is not readable")
+    workdir = config.workdir_path
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError("workdir", f"{workdir!r} is a file, not a folder; pick another")
+    archive = os.path.join(workdir, "archive")
+    if os.path.exists(archive) and not os.path.isdir(archive):
+        raise ConfigError(
+            "workdir", f"{archive!r} is a file, but earlier runs are archived there; move it"
+        )
 
 
 def validate_features(config: TrainConfig) -> TrainConfig:
@@ -229,36 +284,64 @@ def sweep_lrs(config: TrainConfig) -> list[float]:
     return lrs
 
 
-def validate_scale(config: TrainConfig) -> None:
-    """The flags of sharding, checkpoints, sweeps and multi-host runs."""
-    for flag in ("keep_checkpoints", "seeds", "num_processes"):
-        if getattr(config, flag) < 1:
-            raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
-    if config.checkpoint_every < 0:
-        raise ConfigError("checkpoint_every", f"must be >= 0, got {config.checkpoint_every}")
+def validate_processes(config: TrainConfig) -> None:
+    """The multi-host flags, checked before joining (train.py calls it first)."""
+    if config.num_processes < 1:
+        raise ConfigError("num_processes", f"must be >= 1, got {config.num_processes}")
     if not 0 <= config.process_id < config.num_processes:
         raise ConfigError(
             "process_id",
             f"must be in [0, --num_processes={config.num_processes}), got {config.process_id}",
         )
+    if not 1 <= config.connect_timeout <= 24 * 3600:
+        raise ConfigError(
+            "connect_timeout", f"must be 1 .. 86400 seconds, got {config.connect_timeout}"
+        )
     if config.num_processes > 1 and not config.coordinator_address:
         raise ConfigError("coordinator_address", "multi-host runs need host:port of process 0")
+    if config.coordinator_address:
+        host, _, port = config.coordinator_address.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(
+                "coordinator_address",
+                f"expected host:port with a port in 1..65535, got {config.coordinator_address!r}",
+            )
+
+
+def validate_mesh(spec: str) -> None:
+    """The grammar of --mesh (device counts and sweep sizes are checked by training.sharding)."""
+    if not spec.strip():
+        return
+    from training.sharding import AXES
+
+    axes = {}
+    for part in spec.split(","):
+        name, _, size = part.strip().partition(":")
+        if name not in AXES or name in axes:
+            raise ConfigError(
+                "mesh",
+                f"expected axis:N pairs over {', '.join(AXES)}, each axis once, got {spec!r}",
+            )
+        if not size.isdigit() or int(size) < 1:
+            raise ConfigError("mesh", f"axis {name!r} needs a size >= 1 like {name}:2, in {spec!r}")
+        axes[name] = int(size)
+    if "data" not in axes:
+        raise ConfigError(
+            "mesh", f"needs a data axis (e.g. data:1,model:2 or members:4,data:1), got {spec!r}"
+        )
+
+
+def validate_scale(config: TrainConfig) -> None:
+    """The flags of sharding, checkpoints, sweeps and multi-host runs."""
+    for flag in ("keep_checkpoints", "seeds"):
+        if getattr(config, flag) < 1:
+            raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
+    if config.checkpoint_every < 0:
+        raise ConfigError("checkpoint_every", f"must be >= 0, got {config.checkpoint_every}")
+    validate_processes(config)
+    validate_mesh(config.mesh)
     if sweep_lrs(config):
         if config.fsdp:
             raise ConfigError("fsdp", "sweeps (--lrs) copy each run's parameters; drop --fsdp")
     elif config.seeds != 1:
         raise ConfigError("seeds", "only sweeps use --seeds; add --lrs=a,b,c or use --seed")
-
-
-def prepare_workdir(path: str) -> None:
-    """Create `path` and prove it is writable; ConfigError otherwise."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(
-            "workdir", f"cannot write to {path!r} ({e.strerror or e}); pick another"
-        ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import data
-from training.config import ConfigError, TrainConfig, prepare_workdir, sweep_lrs, validate
+from training.config import ConfigError, TrainConfig, sweep_lrs, validate
 from training.results import EXIT_DIVERGED, RunResult
 
 __all__ = ["EXIT_DIVERGED", "RunResult", "load_dataset", "train"]
@@ -32,13 +32,24 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     """
     import jax
 
+    from training import sizes
+    from training import workdir as workdir_lock
     from training.recipe import check_augmentation
 
     config = validate(config)  # fills in the model's defaults
-    if jax.process_index() == 0:  # one process writes files
-        prepare_workdir(config.workdir_path)
     dataset = load_dataset(config)
     check_augmentation(config, dataset)
+    sizes.check_fits(config, dataset.input_shape, dataset.num_classes)
+    lead = jax.process_index() == 0  # one process writes files and prints
+    # One run per workdir; a run failing before its first output leaves the workdir as it was.
+    with workdir_lock.hold(config.workdir_path, enabled=lead) as stale:
+        if stale:
+            echo(f"took over the lock of a run that died ({stale}) in {config.workdir_path}")
+        return _run(config, dataset, echo)
+
+
+def _run(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], None]) -> RunResult:
+    """train()'s body, with the config validated and the workdir locked."""
     if sweep_lrs(config):
         from training.sweep import run_sweep
 

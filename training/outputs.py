@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -36,13 +37,30 @@ def archive_previous_run(workdir: str) -> str | None:
     return target
 
 
+EXIT_WRITE_FAILED = 4  # an output could not be written (disk full, I/O error, ...)
+
+
+class WriteError(OSError):
+    """An output file could not be written; what was written before is intact."""
+
+    def __init__(self, path: str, error: BaseException):
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:160]
+        super().__init__(f"cannot write {path} ({reason or type(error).__name__})")
+        self.path = path
+
+
 def write_json(path: str, obj) -> None:
     """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise WriteError(path, e) from None
 
 
 def finite_or_none(value: float) -> float | None:
@@ -51,19 +69,63 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def drop_torn_tail(path: str) -> int:
+    """Cut a last line without its newline (a write cut short by a kill or a full disk) off
+    `path`; the number of bytes dropped."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            keep = size
+            while keep > 0:
+                start = max(0, keep - 4096)
+                f.seek(start)
+                block = f.read(keep - start)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                keep = start
+            if keep == size:
+                return 0
+            f.truncate(keep)
+            return size - keep
+    except FileNotFoundError:
+        return 0
+
+
 class MetricsLog:
-    """metrics.jsonl: one JSON object a line, flushed as written."""
+    """metrics.jsonl: one JSON object a line, each line one write() that either lands whole
+    or is cut back off, so the file only ever holds whole lines. A torn tail left by a killed
+    run is dropped on opening; `sync()` makes the lines durable (at chunk ends)."""
 
     def __init__(self, path: str):
         self.path = path
-        self._file = open(path, "a")  # noqa: SIM115 (kept open for the run; closed by close())
+        try:
+            drop_torn_tail(path)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise WriteError(path, e) from None
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record, sort_keys=True) + "\n")
-        self._file.flush()
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):  # a short write: the disk filled up part way
+                raise OSError(28, "No space left on device (short write)")
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise WriteError(self.path, e) from None
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as e:
+            raise WriteError(self.path, e) from None
 
     def close(self) -> None:
-        self._file.close()
+        os.close(self._fd)
 
 
 def format_duration(seconds: float) -> str:

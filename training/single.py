@@ -155,6 +155,7 @@ def train_chunks(config, dataset, setup: Setup, state, step, checkpoints, write,
                 write(step, test_loss=None, diverged=True)
                 return step, True, test, time.perf_counter() - start
             write(step, **test)
+        write.sync()  # metrics reach the disk before the checkpoint that covers them
         # Never a diverged state: the checks above returned before this.
         if checkpoints and (step % config.checkpoint_every == 0 or step == config.steps):
             state = {"params": params, "rest": rest, "opt_state": opt_state}
@@ -211,6 +212,9 @@ class _Writer:
         if self.board:
             self.board.write(entry)
 
+    def sync(self) -> None:
+        self.log.sync()
+
 
 def _silent(_: str) -> None:
     """The echo of processes other than the first."""
@@ -218,6 +222,9 @@ def _silent(_: str) -> None:
 
 class _NullLog:
     def write(self, record: dict) -> None:
+        pass
+
+    def sync(self) -> None:
         pass
 
     def close(self) -> None:

@@ -1,0 +1,171 @@
+"""`python -m scaling`'s checks before a probe runs, and its outputs written without loss.
+
+Every flag is checked before any measurement (a bad one is `FlagError(flag, message)`, one
+line and status 2). Results never overwrite earlier ones silently: an earlier PROBE.json /
+PROBE.png is moved to OUT/archive/<n>/ first. A finished measurement is never lost to an
+output error: when OUT cannot take it, the JSON goes to a temporary file that is named.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+
+EXIT_WRITE_FAILED = 4  # as train.py: an output could not be written
+MAX_STEPS = 10**6  # a probe trains small grids; more steps are a typo
+
+
+class FlagError(ValueError):
+    """A bad flag of the probe command line: `--flag: message`."""
+
+    def __init__(self, flag: str, message: str):
+        super().__init__(f"--{flag}: {message}")
+        self.flag = flag
+
+
+def check_numbers(probe: str, lr: float, lrs: tuple[float, ...], steps: int, threshold: float):
+    """Learning rates positive and finite, steps in range, maxlr's threshold an accuracy."""
+    if not 0 < lr < math.inf:
+        raise FlagError("lr", f"must be > 0 and finite, got {lr}")
+    for value in lrs:
+        if not 0 < value < math.inf:
+            raise FlagError("lrs", f"learning rates must be > 0 and finite, got {value}")
+    if not 0 <= steps <= MAX_STEPS:
+        raise FlagError(
+            "steps", f"must be in [0, {MAX_STEPS}] (0 = the probe's default), got {steps}"
+        )
+    if not 0 < threshold <= 1:
+        raise FlagError("threshold", f"is a test accuracy in (0, 1], got {threshold}")
+
+
+def check_layers(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise FlagError("layers", f"{pattern!r} is not a regular expression ({e})") from None
+
+
+def check_out(out: str) -> None:
+    """OUT is a folder we can write into (created later, when results exist)."""
+    if not out.strip():
+        raise FlagError("out", "is empty; give an output folder")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FlagError("out", f"{out!r} is a file, not a folder; pick another")
+    archive = os.path.join(out, "archive")
+    if os.path.exists(archive) and not os.path.isdir(archive):
+        raise FlagError("out", f"{archive!r} is a file, but earlier results are archived there")
+    existing = os.path.abspath(out)
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FlagError("out", f"cannot write to {existing!r}; pick another folder")
+
+
+def check_fits(
+    model: str, widths, depths, members: int, batch_size: int, input_shape, num_classes: int
+) -> None:
+    """FlagError naming --widths or --depths when the largest model cannot fit in memory
+    (a lower bound, as for train.py: training/sizes.py)."""
+    from training import sizes
+
+    def need(width: int, depth: int) -> int:
+        params, activations = sizes.estimate(
+            model, width, depth, batch_size, 3, tuple(input_shape), num_classes
+        )
+        return members * sizes.BYTES * (5 * params + 2 * activations)
+
+    have, where = sizes.available_bytes()
+    total = need(max(widths), max(depths))
+    if total <= have:
+        return
+    flag = "widths" if need(min(widths), max(depths)) < need(max(widths), min(depths)) else "depths"
+    raise FlagError(
+        flag,
+        f"the largest model needs at least {total / 2**30:,.1f} GiB, more than the "
+        f"{have / 2**30:,.1f} GiB of {where}; use smaller sizes",
+    )
+
+
+def load_dataset(name: str):
+    """The probe's dataset; FlagError when it is unknown or not prepared."""
+    import data
+
+    if name not in data.names():
+        raise FlagError(
+            "dataset", f"unknown dataset {name!r}; choose one of: {', '.join(data.names())}"
+        )
+    try:
+        return data.load(name)
+    except (ValueError, OSError) as e:  # TfdsMissing says how to prepare it
+        raise FlagError("dataset", str(e).splitlines()[0]) from None
+
+
+def archive_previous(out: str, names: tuple[str, ...]) -> str | None:
+    """Move earlier `names` in `out` to out/archive/<n>/; the folder, or None if none."""
+    present = [n for n in names if os.path.exists(os.path.join(out, n))]
+    if not present:
+        return None
+    n = 1
+    while os.path.exists(os.path.join(out, "archive", str(n))):
+        n += 1
+    target = os.path.join(out, "archive", str(n))
+    os.makedirs(target)
+    for name in present:
+        shutil.move(os.path.join(out, name), os.path.join(target, name))
+    return target
+
+
+def write_results(
+    out: str, probe: str, text: str, plot: Callable[[str], None], echo=print
+) -> tuple[str, str]:
+    """Archive earlier results, write `text` to OUT/PROBE.json, then the plot OUT/PROBE.png.
+    On an OSError the JSON is kept in a temporary file and the OSError says where."""
+    json_path = os.path.join(out, f"{probe}.json")
+    png_path = os.path.join(out, f"{probe}.png")
+    try:
+        os.makedirs(out, exist_ok=True)
+        archived = archive_previous(out, (f"{probe}.json", f"{probe}.png"))
+        if archived:
+            echo(f"earlier {probe} results in {out} moved to {archived}")
+        _write_atomically(json_path, text)
+    except OSError as e:
+        kept = _fallback(probe, text)
+        raise OSError(
+            f"cannot write {json_path} ({e.strerror or e}); the measurement is saved in {kept}"
+        ) from None
+    try:
+        plot(png_path)
+    except OSError as e:
+        raise OSError(
+            f"cannot write {png_path} ({e.strerror or e}); the measurement is in {json_path}"
+        ) from None
+    return json_path, png_path
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _fallback(probe: str, text: str) -> str:
+    """Save `text` in the first temporary place that takes it; its path ('nowhere' if none)."""
+    for folder in (tempfile.gettempdir(), os.getcwd(), os.path.expanduser("~")):
+        try:
+            fd, path = tempfile.mkstemp(prefix=f"scaling-{probe}-", suffix=".json", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return "nowhere (every fallback failed too)"

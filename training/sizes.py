@@ -1,0 +1,131 @@
+"""Will the model fit? A cheap lower bound on a run's memory, from its flags and input shape.
+
+Counted from the shapes each zoo family builds (no arrays are made): parameters with their
+gradient and optimizer state, plus the activations one step keeps for the backward pass.
+The estimate leaves out XLA's temporaries, so it is a lower bound: a run refused here could
+never fit, and one let through can still run out later (rarely, for huge models).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from training.config import ConfigError, TrainConfig, model_default, sweep_lrs
+
+BYTES = 4  # float32
+CONV_MODELS = {"cnn1d": 1, "cnn2d": 2, "resnet": 2}  # model -> spatial dimensions of its kernel
+# Copies of each parameter a step holds: the value, its gradient, the update, the
+# optimizer's moments (two for Adam, one for momentum and Lion, none for SGD).
+STATE_COPIES = {"sgd": 3, "momentum": 4, "lion": 4, "adam": 5, "adamw": 5}
+
+
+def estimate(
+    model: str,
+    width: int,
+    depth: int,
+    batch_size: int,
+    kernel_size: int,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> tuple[int, int]:
+    """(parameters, activation values of one step) of a zoo model; unknown families are
+    counted as an MLP of the same width and depth (a lower bound for any dense model)."""
+    inputs = math.prod(input_shape)
+    if model in CONV_MODELS:
+        dims = CONV_MODELS[model]
+        volume = kernel_size**dims
+        spatial = math.prod(input_shape[:dims])
+        channels = math.prod(input_shape[dims:])  # 1 for inputs without a channel axis
+        if model == "resnet":
+            blocks = 2 * max((depth - 2) // 6, 1)  # convs per stage
+            params = channels * volume * width + blocks * volume * 21 * width**2
+            params += 4 * width * num_classes
+            # stages of width, 2 width, 4 width channels at 1, 1/4, 1/16 of the positions
+            per_example = 1.75 * spatial * width * blocks * (volume + 3)
+        else:
+            params = channels * volume * width + (depth - 1) * volume * width**2
+            params += width * num_classes
+            per_example = depth * spatial * width * (volume + 3)  # im2col patches, pre/post
+    else:
+        per_block = 2 * width**2 if model == "resmlp" else width**2
+        blocks = depth if model == "resmlp" else depth - 1
+        params = inputs * width + blocks * per_block + width * num_classes
+        per_example = 4 * depth * width
+    return int(params), int(per_example * batch_size)
+
+
+def available_bytes() -> tuple[int, str]:
+    """Memory of one device (accelerators) or the host's available RAM (CPU), and its name."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # some backends do not report
+            stats = {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]), f"one {device.device_kind}"
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024, "available RAM"
+    except (OSError, KeyError, ValueError):
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages), "available RAM"
+
+
+def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> int:
+    settings = {k: getattr(config, k) for k in ("width", "depth", "batch_size")} | override
+    params, activations = estimate(
+        config.model,
+        settings["width"],
+        settings["depth"],
+        settings["batch_size"],
+        config.kernel_size,
+        tuple(input_shape),
+        num_classes,
+    )
+    members = len(sweep_lrs(config)) * config.seeds or 1
+    copies = STATE_COPIES.get(config.optimizer, 5)
+    return members * BYTES * (copies * params + 2 * activations)
+
+
+def check_fits(
+    config: TrainConfig, input_shape, num_classes: int, available: tuple[int, str] | None = None
+) -> None:
+    """ConfigError naming the flag to lower when the run cannot fit in memory, and
+    --kernel_size when the kernel is larger than the input."""
+    spatial = tuple(input_shape[: CONV_MODELS.get(config.model, 0)])
+    if spatial and config.kernel_size > min(spatial):
+        raise ConfigError(
+            "kernel_size",
+            f"{config.kernel_size} is larger than the input ({'x'.join(map(str, spatial))}); "
+            f"use at most {min(spatial)}",
+        )
+    need = needed_bytes(config, input_shape, num_classes)
+    have, where = available or available_bytes()
+    if need <= have:
+        return
+    defaults = {
+        "width": model_default(config.model, "width"),
+        "depth": model_default(config.model, "depth"),
+        "batch_size": 128,
+    }
+    saved = {
+        flag: need - needed_bytes(config, input_shape, num_classes, **{flag: value})
+        for flag, value in defaults.items()
+        if value < getattr(config, flag)
+    }
+    flag = max(saved, key=saved.get) if saved else "width"
+    raise ConfigError(
+        flag,
+        f"the run needs at least {_gib(need)} (parameters, optimizer state and activations at "
+        f"--{flag}={getattr(config, flag)}), more than the {_gib(have)} of {where}; "
+        f"lower --{flag}",
+    )
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**27 else f"{n / 2**20:,.1f} MiB"
