@@ -13,6 +13,7 @@ APP = {
     "train",
     "training.config",
     "training.loop",
+    "training.fits",
     "training.single",
     "training.sweep",
     "training.recipe",

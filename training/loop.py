@@ -32,14 +32,14 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     """
     import jax
 
-    from training import sizes
+    from training import fits
     from training import workdir as workdir_lock
     from training.recipe import check_augmentation
 
     config = validate(config)  # fills in the model's defaults
     dataset = load_dataset(config)
     check_augmentation(config, dataset)
-    sizes.check_fits(config, dataset.input_shape, dataset.num_classes)
+    fits.check_fits(config, dataset.input_shape, dataset.num_classes)
     lead = jax.process_index() == 0  # one process writes files and prints
     # One run per workdir; a run failing before its first output leaves the workdir as it was.
     with workdir_lock.hold(config.workdir_path, enabled=lead) as stale:
