@@ -106,6 +106,8 @@ def _infer_one(name, shape, base, grows, *, layouts, fields, gain, input_gain, c
         )
     else:
         axes = _input_axes(name, shape, grows, layouts, fields)
+        if not axes:  # an embedding table (rows, ...): a lookup reads one one-hot coordinate
+            shape, base, grows = shape[1:], base[1:], grows[1:]
         scales_in = any(grows[a] for a in axes)
         scales_out = any(g for a, g in enumerate(grows) if a not in axes)
         if role is None:
