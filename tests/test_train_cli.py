@@ -149,7 +149,10 @@ def test_user_rule_from_a_file_is_found_by_name(tmp_path):
     workdir = tmp_path / "w"
     proc = run(*SMALL, f"--rules_module={rule_file}", "--rule=my_mup", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr
-    assert "rule my_mup: he_init > mup_readout_init > mup_lr > mup_attention > half_readout_lr" in proc.stdout
+    assert (
+        "rule my_mup: he_init > mup_readout_init > mup_lr > mup_attention > half_readout_lr"
+        in proc.stdout
+    )
     assert json.loads((workdir / "config.json").read_text())["rules_module"] == str(rule_file)
 
 
