@@ -63,15 +63,21 @@ def _matching(name: str, overrides: Overrides | None) -> dict:
     return fields
 
 
-def _input_axes(name, shape, grows, layouts, fields) -> tuple[int, ...]:
+def _layout(name, shape, grows, layouts, fields) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(input axes, output axes) of a kernel, as non-negative indices."""
+    rank = len(shape)
     if "input_axes" in fields:
-        return tuple(a % len(shape) for a in fields["input_axes"])
+        inputs = tuple(sorted(a % rank for a in fields["input_axes"]))
+        return inputs, tuple(a for a in range(rank) if a not in inputs)
     if name in layouts:
-        return layouts[name]
+        inputs, outputs = layouts[name]
+        if any(a < -rank for a in inputs + outputs):
+            raise RuleError(f"{name}: the layout {layouts[name]} does not fit shape {shape}")
+        return tuple(a % rank for a in inputs), tuple(a % rank for a in outputs)
     if name.rsplit("/", 1)[-1] in EMBEDDING_NAMES:
-        return ()
+        return (), (rank - 1,)
     if not any(grows[:-2]):
-        return tuple(range(len(shape) - 1))  # Dense/Conv (..., in, out), or nothing to split
+        return tuple(range(rank - 1)), (rank - 1,)  # Flax's (..., in, out): Dense, Conv
     raise RuleError(
         f"{name}: cannot tell the input axes of a kernel of shape {shape} from its shape "
         f"(axes {[a for a, g in enumerate(grows) if g]} grow with width); say which, e.g. "
@@ -105,17 +111,15 @@ def _infer_one(name, shape, base, grows, *, layouts, fields, gain, input_gain, c
             **common,
         )
     else:
-        axes = _input_axes(name, shape, grows, layouts, fields)
-        if not axes:  # an embedding table (rows, ...): a lookup reads one one-hot coordinate
-            shape, base, grows = shape[1:], base[1:], grows[1:]
-        scales_in = any(grows[a] for a in axes)
-        scales_out = any(g for a, g in enumerate(grows) if a not in axes)
+        layout = _layout(name, shape, grows, layouts, fields)
+        scales_in = any(grows[a] for a in layout[0])  # no input axis: a lookup table
+        scales_out = any(grows[a] for a in layout[1])
         if role is None:
             role = {(False, True): "input", (True, False): "output"}.get(
                 (scales_in, scales_out), "hidden"
             )
-        fan_in, fan_out = fans(shape, axes)
-        base_in, base_out = fans(base, axes)
+        fan_in, fan_out = fans(shape, layout)
+        base_in, base_out = fans(base, layout)
         meta = LayerMeta(
             role=role,
             fan_in=fan_in,

@@ -4,7 +4,9 @@ Shapes alone cannot split a kernel of rank 3 or more into input and output axes:
 attention query `(d_model, heads, head_dim)` (DenseGeneral, input axis 0) and an attention
 output `(heads, head_dim, d_model)` (input axes 0 and 1) look alike once heads or head_dim
 grow. The module that made the kernel knows. A layout maps a kernel's path ('a/b/kernel')
-to the tuple of its input axes.
+to (input axes, output axes), counted from the end (negative) so that leading axes added by
+stacking layers (`nnx.vmap`, `nn.scan`) belong to neither. An embedding table has no input
+axis (a lookup reads one row).
 
 - NNX: `nnx_layouts(model)` reads the modules of the model (abstract models work).
 - Linen: `linen_layouts(module, *args)` traces `module.init(key, *args)` abstractly and
@@ -18,15 +20,23 @@ from typing import Any
 
 import jax
 
-Layouts = dict[str, tuple[int, ...]]
+Layout = tuple[tuple[int, ...], tuple[int, ...]]
+Layouts = dict[str, Layout]
 
 
-def einsum_input_axes(equation: str, kernel_rank: int, lhs_rank: int | None = None):
-    """Kernel axes contracted with the input in `equation` ('btd,dhk->bthk': (0,)).
+def _from_end(n_in: int, n_out: int) -> Layout:
+    """n_in input axes followed by n_out output axes at the end of the kernel."""
+    return tuple(range(-(n_in + n_out), -n_out)), tuple(range(-n_out, 0))
 
-    The kernel is the second operand. None when an ellipsis in the kernel's subscripts
-    cannot be expanded (no input rank given).
-    """
+
+EMBEDDING: Layout = ((), (-1,))
+
+
+def einsum_layout(equation: str, kernel_rank: int, lhs_rank: int | None = None):
+    """(input axes, output axes) of the kernel, the second operand of `equation`: letters
+    contracted with the input, and letters only in the result ('btd,dhk->bthk': (-3,),
+    (-2, -1)); a letter in both (per-head weights) is in neither. None when an ellipsis in
+    the kernel's subscripts cannot be expanded."""
     operands, _, result = equation.replace(" ", "").partition("->")
     lhs, _, rhs = operands.partition(",")
     if "..." in rhs:
@@ -35,7 +45,9 @@ def einsum_input_axes(equation: str, kernel_rank: int, lhs_rank: int | None = No
         lhs = lhs.replace("...", "#" * (lhs_rank - len(lhs.replace("...", ""))))
     if len(rhs) != kernel_rank:
         return None
-    return tuple(i for i, c in enumerate(rhs) if c in lhs and c not in result)
+    inputs = tuple(i - len(rhs) for i, c in enumerate(rhs) if c in lhs and c not in result)
+    outputs = tuple(i - len(rhs) for i, c in enumerate(rhs) if c in result and c not in lhs)
+    return inputs, outputs
 
 
 def _join(*parts) -> str:
@@ -51,18 +63,18 @@ def nnx_layouts(model: Any) -> Layouts:
     for path, module in nnx.iter_modules(model):
         prefix = _join(*path)
         kernel = f"{prefix}/kernel" if prefix else "kernel"
-        if isinstance(module, (nnx.Linear, nnx.Conv, nnx.ConvTranspose)):
-            rank = len(module.kernel.shape)
-            layouts[kernel] = tuple(range(rank - 1))
+        if isinstance(module, nnx.Linear):
+            layouts[kernel] = _from_end(1, 1)
+        elif isinstance(module, (nnx.Conv, nnx.ConvTranspose)):
+            layouts[kernel] = _from_end(len(_tuple(module.kernel_size)) + 1, 1)
         elif isinstance(module, nnx.LinearGeneral):
-            start = len(module.batch_axis)
-            layouts[kernel] = tuple(range(start, start + len(module.in_features)))
+            layouts[kernel] = _from_end(len(module.in_features), len(module.out_features))
         elif isinstance(module, nnx.Einsum):
-            axes = einsum_input_axes(module.einsum_str, len(module.kernel_shape))
-            if axes is not None:
-                layouts[kernel] = axes
+            layout = einsum_layout(module.einsum_str, len(module.kernel_shape))
+            if layout is not None:
+                layouts[kernel] = layout
         elif isinstance(module, nnx.Embed):
-            layouts[f"{prefix}/embedding" if prefix else "embedding"] = ()
+            layouts[f"{prefix}/embedding" if prefix else "embedding"] = EMBEDDING
     return layouts
 
 
@@ -78,19 +90,19 @@ def linen_layouts(module: Any, *args: Any, **kwargs: Any) -> Layouts:
         if name == "__call__" and layer.scope is not None:
             prefix = _join(*layer.scope.path)
             kernel = f"{prefix}/kernel"
-            if isinstance(layer, (nn.Dense, nn.Conv, nn.ConvTranspose)):
-                rank = 2 if isinstance(layer, nn.Dense) else len(_tuple(layer.kernel_size)) + 2
-                layouts[kernel] = tuple(range(rank - 1))
+            if isinstance(layer, nn.Dense):
+                layouts[kernel] = _from_end(1, 1)
+            elif isinstance(layer, (nn.Conv, nn.ConvTranspose)):
+                layouts[kernel] = _from_end(len(_tuple(layer.kernel_size)) + 1, 1)
             elif isinstance(layer, nn.DenseGeneral):
-                start = len(_tuple(layer.batch_dims))
-                layouts[kernel] = tuple(range(start, start + len(_tuple(layer.axis))))
+                layouts[kernel] = _from_end(len(_tuple(layer.axis)), len(_tuple(layer.features)))
             elif isinstance(layer, nn.Einsum):
                 lhs_rank = len(call_args[0].shape) if call_args else None
-                axes = einsum_input_axes(layer.einsum_str or "", len(layer.shape), lhs_rank)
-                if axes is not None:
-                    layouts[kernel] = axes
+                layout = einsum_layout(layer.einsum_str or "", len(layer.shape), lhs_rank)
+                if layout is not None:
+                    layouts[kernel] = layout
             elif isinstance(layer, nn.Embed):
-                layouts[f"{prefix}/embedding"] = ()
+                layouts[f"{prefix}/embedding"] = EMBEDDING
         return next_fun(*call_args, **call_kwargs)
 
     with nn.intercept_methods(record):
@@ -104,8 +116,7 @@ def _tuple(x) -> tuple:
     return tuple(x)
 
 
-def fans(shape: tuple[int, ...], input_axes: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out): the product of the input axes and of the others."""
-    fan_in = math.prod(shape[a] for a in input_axes)
-    fan_out = math.prod(s for a, s in enumerate(shape) if a not in input_axes)
-    return fan_in, fan_out
+def fans(shape: tuple[int, ...], layout: Layout) -> tuple[int, int]:
+    """(fan_in, fan_out): the products of the input and of the output axes."""
+    inputs, outputs = layout
+    return math.prod(shape[a] for a in inputs), math.prod(shape[a] for a in outputs)

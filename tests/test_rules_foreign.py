@@ -381,3 +381,38 @@ def test_folded_multiplier_gives_the_same_training(optimizer):
     np.testing.assert_allclose(
         run(w, scales, scales.multiplier), run(w_folded, folded, 1.0), rtol=1e-4, atol=1e-6
     )
+
+
+class Stacked(nnx.Module):
+    """Layers stacked by nnx.vmap (kernel (layers, in, out)) and an nnx.Einsum projection."""
+
+    def __init__(self, width: int, rngs: nnx.Rngs):
+        @nnx.split_rngs(splits=3)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def make(rngs):
+            return nnx.Linear(width, width, rngs=rngs)
+
+        self.inp = nnx.Linear(4, width, rngs=rngs)
+        self.layers = make(rngs)
+        self.heads = nnx.Einsum("bd,dhk->bhk", (width, 2, width // 2), rngs=rngs)
+
+
+def test_stacked_layers_and_einsum_kernels_get_their_real_fans():
+    model = Stacked(32, nnx.Rngs(0))
+    base = nnx.eval_shape(lambda: Stacked(8, nnx.Rngs(0)))
+    plan = rules.parametrize(model, base, rules.mup, key=None, optimizer="adam", activation=1.0)
+    stacked = plan.metas["layers"]["kernel"]
+    assert model.layers.kernel.shape == (3, 32, 32)
+    assert (stacked.role, stacked.fan_in, stacked.fan_out) == ("hidden", 32, 32)  # not 3 x 32
+    mixed = plan.metas["heads"]["kernel"]
+    assert (mixed.role, mixed.fan_in, mixed.fan_out, mixed.base_fan_in) == ("hidden", 32, 32, 8)
+
+
+def test_einsum_layouts():
+    from rules.layouts import einsum_layout
+
+    assert einsum_layout("btd,dhk->bthk", 3) == ((-3,), (-2, -1))
+    assert einsum_layout("bthk,hkd->btd", 3) == ((-3, -2), (-1,))
+    assert einsum_layout("bhd,hdk->bhk", 3) == ((-2,), (-1,))  # h: per-head weights
+    assert einsum_layout("...d,dk->...k", 2, lhs_rank=3) == ((-2,), (-1,))
+    assert einsum_layout("bd,...k->bk", 2) is None
