@@ -17,7 +17,6 @@ import time
 import common
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 import rules
@@ -39,10 +38,11 @@ def measure(name: str, depth: int, scan: bool, repeats: int = 3) -> tuple[float,
     """(seconds to trace, lower and compile a chunk of Adam steps, median seconds per step)."""
     shape, width = MODELS[name]
     config = zoo.ModelConfig(input_shape=shape, num_classes=10, width=width, depth=depth,
-                             base_width=width, normalization="batch", scan_blocks=scan)  # fmt: skip
+                             base_width=width, normalization="batch", scan_blocks=scan,
+                             optimizer="adam")  # fmt: skip
     model = zoo.build(name, config, rules.mup, nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    optimizer = rules.with_lr_multipliers(optax.adam(1e-3), rules.lr_multipliers(model))
+    optimizer = rules.optimizer("adam", 1e-3, model)
     opt_state = optimizer.init(params)
     x = jax.random.normal(jax.random.key(0), (STEPS, BATCH, *shape))
     y = jnp.zeros((STEPS, BATCH), jnp.int32)

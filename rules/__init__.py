@@ -2,8 +2,9 @@
 
 Core (no JAX needed): `LayerMeta`, `Scales`, `Rule`, `compose`, the transforms,
 the registry and the named rules `sp`, `ntk`, `mup`, `mean_field`.
-Flax/optax adapters (`Linear`, `Conv`, `describe`, `lr_multipliers`, `with_lr_multipliers`,
-`scale_by_tree`) are imported on first use so that the core stays cheap to import.
+Flax/optax adapters (`Linear`, `Conv`, `describe`, `parametrize` for models written
+without `rules`, `optimizer`, `lr_multipliers`, `scale_by_tree`) are imported on first use
+so that the core stays cheap to import.
 """
 
 from __future__ import annotations
@@ -49,7 +50,13 @@ _LAZY = {
     "scaled_optimizer": "rules.optim",
     "param_metas": "rules.nnx_layers",
     "scale_by_tree": "rules.optim",
-    "with_lr_multipliers": "rules.optim",
+    "optimizer": "rules.optim",
+    "Parametrization": "rules.foreign",
+    "parametrize": "rules.foreign",
+    "linen_layouts": "rules.layouts",
+    "nnx_layouts": "rules.layouts",
+    "branch_fields": "rules.residual",
+    "residual_multiplier": "rules.residual",
 }
 
 

@@ -81,13 +81,22 @@ def _cell(value) -> str:
     return "-" if value is None else str(value)
 
 
-def describe(model: nnx.Module, title: str = "") -> str:
+def describe(model, title: str = "") -> str:
     """The report as an aligned text table (printed at the start of every training run):
-    one row per parameter, then one per residual branch multiplier."""
-    rows = layer_rows(model)
+    one row per parameter, then one per residual branch multiplier. `model` is an NNX
+    model, or the `Parametrization` that `rules.parametrize` returns for Linen params."""
+    from rules.foreign import Parametrization
+
+    if isinstance(model, Parametrization):
+        return format_rows(model.rows(), title)
+    return format_rows(layer_rows(model), title, branch_rows(model))
+
+
+def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) -> str:
+    """Parameter rows (then branch rows) as an aligned table."""
     extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
     columns = COLUMNS + extra
-    rows += branch_rows(model)
+    rows = list(rows) + list(branches)
     table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
