@@ -46,8 +46,15 @@ def build_model(config: TrainConfig, dataset: data.Dataset):
         dropout=config.dropout,
         kernel_size=config.kernel_size,
         padding=PADDINGS[config.padding],
+        **transformer_options(config),
     )
     return zoo.build(config.model, model_config, rules.get(config.rule), nnx.Rngs(config.seed))
+
+
+def transformer_options(config: TrainConfig) -> dict:
+    """ModelConfig fields of lm and vit (other models ignore them)."""
+    names = ("heads", "head_dim", "mlp_ratio", "positions", "tied", "pooling", "patch_size")
+    return {name: getattr(config, name) for name in names}
 
 
 def chunk_lengths(steps: int, *every: int, start: int = 0) -> list[int]:
@@ -72,9 +79,16 @@ def config_record(config: TrainConfig) -> dict:
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
     try:
-        dataset = data.load(config.dataset_name, config.data_dir)
+        dataset = data.load(config.dataset_name, config.data_dir, seq_len=config.seq_len)
     except data.TfdsMissing as e:
         raise ConfigError("dataset" if not config.data_dir else "data_dir", str(e)) from None
+    if config.model == "vit":
+        from zoo.vit import patch_grid
+
+        try:
+            patch_grid(dataset.input_shape, config.patch_size)
+        except ValueError as e:
+            raise ConfigError("patch_size", f"{e} ({dataset.name})") from None
     if config.batch_size > len(dataset.x_train):
         raise ConfigError(
             "batch_size",
@@ -213,6 +227,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
             if step % config.eval_every == 0 or step == config.steps:
                 test_loss, test_accuracy = evaluate(params, rest, x_test, y_test)
                 test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+                test |= {f"test_{k}": v for k, v in dataset.extra_metrics(test_loss).items()}
                 if not np.isfinite(test_loss):
                     write({"step": step, "test_loss": None, "diverged": True})
                     diverged = True
@@ -260,9 +275,14 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     if not diverged:
         echo(
             f"done: {step} steps in {result.seconds:.1f} s, test accuracy "
-            f"{result.test_accuracy:.4f}, outputs in {workdir}"
+            f"{result.test_accuracy:.4f}{_bits_per_byte(test)}, outputs in {workdir}"
         )
     return result
+
+
+def _bits_per_byte(test: dict) -> str:
+    bits = test.get("test_bits_per_byte")
+    return "" if bits is None else f", test loss {test['test_loss']:.4f} = {bits:.4f} bits per byte"
 
 
 def _silent(_: str) -> None:

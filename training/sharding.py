@@ -130,7 +130,11 @@ class Plan:
         xs = jax.make_array_from_process_local_data(
             self.batches, x[local], global_shape + x.shape[1:]
         )
-        ys = jax.make_array_from_process_local_data(self.batches, y[local], global_shape)
+        ys = jax.make_array_from_process_local_data(
+            self.batches,
+            y[local],
+            global_shape + y.shape[1:],  # sequence labels: [K, B, T]
+        )
         return xs, ys
 
 

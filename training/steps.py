@@ -92,6 +92,6 @@ def make_evaluate(graphdef: Any, batch_size: int = 1024):
             )
             loss_sum += float(batch_loss)
             correct += int(batch_correct)
-        return loss_sum / len(x), correct / len(x)
+        return loss_sum / y.size, correct / y.size  # per label: every token of a sequence
 
     return evaluate

@@ -102,7 +102,7 @@ def make_sweep_evaluate(graphdef: Any, batch_size: int = 1024):
                 loss_sum + np.asarray(b_loss, np.float64),
                 correct + np.asarray(b_correct),
             )
-        return loss_sum / len(x), correct / len(x)
+        return loss_sum / y.size, correct / y.size  # per label: every token of a sequence
 
     return evaluate
 
