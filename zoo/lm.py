@@ -11,6 +11,7 @@ readout's scale under every rule (muP: ~1/width) while the table keeps the input
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from rules import Linear, Rule
@@ -62,6 +63,11 @@ class LM(nnx.Module):
         self.tied = c.tied
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
+        if not jnp.issubdtype(tokens.dtype, jnp.integer):
+            raise ValueError(
+                f"lm reads integer token ids, got {tokens.dtype} inputs (probes that feed "
+                "Gaussian inputs do not apply; see tests/test_model_pairs.py for token inputs)"
+            )
         length = tokens.shape[1]
         if length > self.context:
             raise ValueError(f"sequence of {length} tokens exceeds the context {self.context}")
