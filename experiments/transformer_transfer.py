@@ -39,7 +39,20 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--out", default="runs/transfer")
+    p.add_argument("--replot", action="store_true", help="plot OUT/<rule>.json of --rules only")
     args = p.parse_args()
+    if args.replot:
+        records = {}
+        for rule in args.rules.split(","):
+            with open(os.path.join(args.out, f"{rule}.json")) as f:
+                records[rule] = json.load(f)
+        lrs = next(iter(records.values()))["lrs"]
+        plot(records, lrs, os.path.join(args.out, "transfer.png"), args.family)
+        for rule, record in records.items():
+            optima = ", ".join(f"{o:.3g}" for o in record["eta_opt"])
+            print(f"{rule}: eta_opt {optima} over {record['axis']} {record['sizes']}: "
+                  f"max/min {record['shift']:.2f}x")  # fmt: skip
+        return
 
     import numpy as np
 
@@ -67,28 +80,33 @@ def main() -> None:
             num_classes=dataset.num_classes,
             options=(("normalization", "layer"), ("heads", args.heads)),
         )
-        start = time.perf_counter()
-        result = transfer.measure(
-            spec, sizes, axis, fixed, lrs, args.seeds, dataset, args.steps, args.batch_size,
-            "adam", echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),
-        )  # fmt: skip
-        optima = [float(np.nanmean(e["eta_opt"])) for e in result["results"]]
-        records[rule] = result | {
-            "rule": rule,
-            "axis": axis,
-            "sizes": sizes,
-            "eta_opt": optima,
-            "shift": max(optima) / min(optima),
-            "seconds": time.perf_counter() - start,
-            "settings": vars(args),
-        }
+        start, results = time.perf_counter(), []
+        for size in sizes:  # one size at a time: the JSON grows as sizes finish
+            result = transfer.measure(
+                spec, [size], axis, fixed, lrs, args.seeds, dataset, args.steps, args.batch_size,
+                "adam", echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),
+            )  # fmt: skip
+            results += result["results"]
+            optima = [float(np.nanmean(e["eta_opt"])) for e in results]
+            records[rule] = {
+                "lrs": lrs,
+                "results": results,
+                "rule": rule,
+                "axis": axis,
+                "sizes": sizes[: len(results)],
+                "eta_opt": optima,
+                "shift": max(optima) / min(optima),
+                "seconds": time.perf_counter() - start,
+                "settings": vars(args),
+            }
+            with open(os.path.join(args.out, f"{rule}.json"), "w") as f:
+                json.dump(records[rule], f, indent=1)
+            plot(records, lrs, os.path.join(args.out, f"transfer_{rule}.png"), args.family)
         print(
             f"{rule}: eta_opt {', '.join(f'{o:.3g}' for o in optima)} over {axis} {sizes}: "
             f"max/min {records[rule]['shift']:.2f}x ({records[rule]['seconds']:.0f} s)",
             flush=True,
         )
-        with open(os.path.join(args.out, f"{rule}.json"), "w") as f:
-            json.dump(records[rule], f, indent=1)
     plot(records, lrs, os.path.join(args.out, "transfer.png"), args.family)
 
 
