@@ -61,6 +61,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
         steps=600,  # test loss 0.80 nats at step 500 (unigram baseline 3.0)
         batch_size=32,  # windows of --seq_len=64 bytes: 2048 tokens a step
     ),
+    # digits test accuracy 0.953 at step 500, 0.983 at step 1000 (constant LR)
     "vit": dict(width=128, depth=2, base_width=64, base_depth=2, normalization="layer", steps=1000),
 }
 PER_MODEL = tuple(MODEL_DEFAULTS["*"])
