@@ -75,6 +75,18 @@ HELP = {
     "augment": "augmentation of image training batches: auto (crop_flip for cifar10/cifar100, "
     "none for others), none, flip, crop (zero-pad 1/8 of the side, random crop), crop_flip",
     "connect_timeout": "multi-host: seconds to wait for the coordinator and every process",
+    # transformers (lm, vit)
+    "heads": "lm/vit: attention heads, fixed as width grows (head size = width / heads grows, "
+    "and muP scales the logits by sqrt(d0)/d); ignored when --head_dim > 0",
+    "head_dim": "lm/vit: > 0 fixes the head size instead (heads = width / head_dim grow with "
+    "width; logits keep 1/sqrt(head_dim) under every rule)",
+    "mlp_ratio": "lm/vit: MLP hidden units = mlp_ratio x width",
+    "positions": "lm/vit: learned (position embeddings) or rotary (RoPE on queries and keys)",
+    "tied": "lm: readout shares the token embedding (scaled as the rule's output layer)",
+    "pooling": "vit: cls (class token) or mean (over patches)",
+    "patch_size": "vit: patch side in pixels (steps for 1D sets); 0 = a 4x4 grid of patches "
+    "for images, 8 patches for sequences",
+    "seq_len": "text sets (lm): tokens (bytes) per training window",
 }
 
 DEFINE = {

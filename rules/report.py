@@ -32,6 +32,36 @@ def branch_rows(model: nnx.Module) -> list[dict]:
     return rows
 
 
+def _pseudo_row(path: str, role: str, multiplier: float, fan_in=None) -> dict:
+    return {
+        "path": path,
+        "role": role,
+        "shape": None,
+        "fan_in": fan_in,
+        "init_std": None,
+        "multiplier": float(multiplier),
+        "lr_multiplier": None,
+        "wd_multiplier": None,
+        "eps_multiplier": None,
+    }
+
+
+def attention_rows(model: nnx.Module) -> list[dict]:
+    """One row per module with an attention `logit_scale` (the factor on q.k, fan_in =
+    head_dim), and one per tied readout's `readout_multiplier` (the factor on h @ table^T)."""
+    rows = []
+    for path, module in nnx.iter_modules(model):
+        prefix = "/".join(str(p) for p in path)
+        if hasattr(module, "logit_scale"):
+            head_dim = getattr(module, "head_dim", None)
+            rows.append(_pseudo_row(prefix + "/<attention logits>", "attention",
+                                    module.logit_scale, head_dim))  # fmt: skip
+        if hasattr(module, "readout_multiplier"):
+            rows.append(_pseudo_row(prefix + "/<tied readout>", "output",
+                                    module.readout_multiplier))  # fmt: skip
+    return rows
+
+
 def layer_rows(model: nnx.Module) -> list[dict]:
     """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR, weight
     decay and Adam epsilon multipliers."""
@@ -83,13 +113,14 @@ def _cell(value) -> str:
 
 def describe(model, title: str = "") -> str:
     """The report as an aligned text table (printed at the start of every training run):
-    one row per parameter, then one per residual branch multiplier. `model` is an NNX
+    one row per parameter, then one per residual branch multiplier, attention logit scale
+    and tied readout multiplier. `model` is an NNX
     model, or the `Parametrization` that `rules.parametrize` returns for Linen params."""
     from rules.foreign import Parametrization
 
     if isinstance(model, Parametrization):
         return format_rows(model.rows(), title)
-    return format_rows(layer_rows(model), title, branch_rows(model))
+    return format_rows(layer_rows(model), title, branch_rows(model) + attention_rows(model))
 
 
 def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) -> str:

@@ -13,9 +13,16 @@ __all__ = ["EXIT_DIVERGED", "RunResult", "load_dataset", "train"]
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
     try:
-        dataset = data.load(config.dataset_name, config.data_dir)
+        dataset = data.load(config.dataset_name, config.data_dir, seq_len=config.seq_len)
     except data.TfdsMissing as e:
         raise ConfigError("dataset" if not config.data_dir else "data_dir", str(e)) from None
+    if config.model == "vit":
+        from zoo.vit import patch_grid
+
+        try:
+            patch_grid(dataset.input_shape, config.patch_size)
+        except ValueError as e:
+            raise ConfigError("patch_size", f"{e} ({dataset.name})") from None
     if config.batch_size > len(dataset.x_train):
         raise ConfigError(
             "batch_size",

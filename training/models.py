@@ -15,6 +15,17 @@ import zoo
 PADDINGS = {"zero": "SAME", "circular": "CIRCULAR"}  # flag value -> rules.Conv padding
 # Settings passed to zoo.ModelConfig under their own name when a settings object has them.
 OPTION_FIELDS = ("normalization", "dropout", "kernel_size", "padding")
+# Transformer settings (lm, vit), passed when the settings object has them (other models
+# ignore them).
+TRANSFORMER_FIELDS = (
+    "heads",
+    "head_dim",
+    "mlp_ratio",
+    "positions",
+    "tied",
+    "pooling",
+    "patch_size",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +52,7 @@ class ModelChoice:
     def from_settings(cls, settings: Any) -> ModelChoice:
         """From a run's settings (training.config.TrainConfig, with defaults filled in)."""
         options = {name: getattr(settings, name) for name in OPTION_FIELDS}
+        options |= {n: getattr(settings, n) for n in TRANSFORMER_FIELDS if hasattr(settings, n)}
         options["padding"] = PADDINGS.get(options["padding"], options["padding"])
         return cls(
             model=settings.model,

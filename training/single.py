@@ -151,6 +151,7 @@ def train_chunks(config, dataset, setup: Setup, state, step, checkpoints, write,
         if step % config.eval_every == 0 or step == config.steps:
             test_loss, test_accuracy = setup.evaluate(params, rest, x_test, y_test)
             test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+            test |= {f"test_{k}": v for k, v in dataset.extra_metrics(test_loss).items()}
             if not np.isfinite(test_loss):
                 write(step, test_loss=None, diverged=True)
                 return step, True, test, time.perf_counter() - start
@@ -191,9 +192,14 @@ def finish(config: TrainConfig, step, diverged, test, seconds, lead, echo) -> Ru
     if not diverged:
         echo(
             f"done: {step} steps in {result.seconds:.1f} s, test accuracy "
-            f"{result.test_accuracy:.4f}, outputs in {workdir}"
+            f"{result.test_accuracy:.4f}{_bits_per_byte(test)}, outputs in {workdir}"
         )
     return result
+
+
+def _bits_per_byte(test: dict) -> str:
+    bits = test.get("test_bits_per_byte")
+    return "" if bits is None else f", test loss {test['test_loss']:.4f} = {bits:.4f} bits per byte"
 
 
 def _metrics_path(config: TrainConfig) -> str:
