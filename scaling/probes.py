@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling import coord, maxlr, plots, poly, sharpness, transfer, update
+from scaling import coord, maxlr, plots, poly, sharpness, transfer, transfer_error, update
 from scaling.fit import fit_power_law
 from scaling.setup import ProbeModel, geometric_grid
 
@@ -370,6 +370,62 @@ def run_maxlr(req: Request) -> Report:
     return Report(record, table, plot)
 
 
+def run_transfer_error(req: Request) -> Report:
+    axis, sizes = req.swept()
+    fixed = req.depths[0] if axis == "width" else req.widths[0]
+    lrs = req.lr_grid()
+    if len(lrs) < 3:
+        raise ProbeError("transfer_error needs at least three learning rates (--lrs=a,b,c,...)")
+    result = transfer_error.measure(
+        req.spec,
+        sizes,
+        axis,
+        fixed,
+        lrs,
+        req.seeds,
+        req.data(),
+        req.steps,
+        req.batch_size,
+        req.optimizer,
+    )
+    proxy = result["proxy"]
+    record = {"axis": axis, f"{axis}s": list(sizes), "steps": req.steps} | result
+    record["proxy_sweep_seconds"] = proxy["seconds"]
+
+    def row(entry, error=None, penalty=None):
+        lr = f"{entry['lr_opt']:.4g}" if entry["where"] == "inside" else entry["where"]
+        scatter = entry["seed_scatter_log2"]
+        return [entry[axis], lr, "-" if scatter is None else f"{scatter:.2f}", error, penalty]
+
+    rows = [row(proxy, "(proxy)", "")]
+    for t in result["targets"]:
+        error = transfer_error._fmt(t["transfer_error_log2"], t["error_bound_log2"])
+        penalty = "" if t["loss_penalty"] is None else f"{t['loss_penalty']:+.4f}"
+        rows.append(row(t, error, penalty))
+    header = [axis, "lr_opt", "seed scatter (log2)", "transfer error (log2)", "loss penalty"]
+    table = _table(header, rows) + f"\nproxy sweep: {proxy['seconds']:.1f} s (compile included)"
+
+    def plot(path):
+        series = {}
+        for name, e in [("proxy", proxy)] + [("target", t) for t in result["targets"]]:
+            curve = np.array(e["loss"], float)
+            mean = np.where(np.isfinite(curve).all(0), curve.mean(0), np.nan)
+            series[f"{name} {axis} {e[axis]}"] = (e["lrs"], mean)
+        title = f"transfer error: {req.spec.model} / {req.spec.rule} ({req.steps} steps)"
+        plots.lines(
+            path,
+            title,
+            "learning rate",
+            "train loss, last 10% of steps",
+            series,
+            logx=True,
+            logy=True,
+            vlines=[proxy["lr_opt"]],
+        )
+
+    return Report(record, table, plot)
+
+
 PROBES: dict[str, Callable[[Request], Report]] = {
     "coord": run_coord,
     "update": run_update,
@@ -377,4 +433,5 @@ PROBES: dict[str, Callable[[Request], Report]] = {
     "poly": run_poly,
     "transfer": run_transfer,
     "maxlr": run_maxlr,
+    "transfer_error": run_transfer_error,
 }
