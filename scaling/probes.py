@@ -72,6 +72,16 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
 
 
+def _scatter(values) -> float | None:
+    """Std over seeds of log2 of positive finite values (None with fewer than two)."""
+    logs = [float(np.log2(v)) for v in values if v and np.isfinite(v) and v > 0]
+    return float(np.std(logs, ddof=1)) if len(logs) > 1 else None
+
+
+def _fmt_scatter(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _law(sizes, samples) -> dict:
     return fit_power_law(sizes, samples).to_json()
 
@@ -124,7 +134,14 @@ def run_update(req: Request) -> Report:
             ]
             entry["eta_star"][c] = per_seed
             eta[c].append(per_seed)
-        rows.append([entry[axis], *[float(np.mean(eta[c][-1])) for c in update.CRITERIA]])
+        entry["seed_scatter_log2"] = {c: _scatter(entry["eta_star"][c]) for c in update.CRITERIA}
+        rows.append(
+            [
+                entry[axis],
+                *[float(np.mean(eta[c][-1])) for c in update.CRITERIA],
+                *[_fmt_scatter(entry["seed_scatter_log2"][c]) for c in update.CRITERIA],
+            ]
+        )
     record = {
         f"{axis}s": list(sizes),
         "axis": axis,
@@ -135,7 +152,7 @@ def run_update(req: Request) -> Report:
         "ci": {c: _law(sizes, eta[c])["ci"] for c in update.CRITERIA},
     }
     table = (
-        _table([axis, "eta*(max)", "eta*(mean)"], rows)
+        _table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
         + "\n"
         + "\n".join(
             _law_line(
@@ -284,8 +301,11 @@ def run_transfer(req: Request) -> Report:
             "optimum_at_grid_edge": at_edge,
         }
     )
-    rows = [[s, m if m is not None else "not found"] for s, m in zip(sizes, record["eta_opt"])]
-    table = _table([axis, "eta_opt"], rows)
+    rows = [
+        [s, m if m is not None else "not found", _fmt_scatter(e["seed_scatter_log2"])]
+        for s, m, e in zip(sizes, record["eta_opt"], result["results"])
+    ]
+    table = _table([axis, "eta_opt", "seed scatter (log2)"], rows)
     table += (
         "\n" + _law_line(f"eta_opt ~ {axis}", law)
         if found
@@ -349,8 +369,11 @@ def run_maxlr(req: Request) -> Report:
         "results": results,
         "fit_depth_x_width": law,
     }
-    rows = [[e["width"], e["depth"], e["eta_star"] or e["status"]] for e in results]
-    table = _table(["width", "depth", "eta*"], rows)
+    rows = [
+        [e["width"], e["depth"], e["eta_star"] or e["status"], _fmt_scatter(e["seed_scatter_log2"])]
+        for e in results
+    ]
+    table = _table(["width", "depth", "eta*", "seed scatter (log2)"], rows)
     table += (
         f"\neta* ~ (depth x width)^{law['exponent']:+.3f}"
         if law

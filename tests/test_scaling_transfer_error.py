@@ -88,3 +88,18 @@ def test_transfer_error_end_to_end(tmp_path, capsys):
         assert target["loss_penalty"] is not None
     table = capsys.readouterr().out
     assert "transfer error (log2)" in table and "proxy sweep:" in table
+
+
+def test_maxlr_seed_optima_are_each_seeds_largest_success():
+    from scaling.maxlr import seed_optima
+
+    tried = [(0.1, [0.95, 0.5]), (0.2, [0.92, 0.91]), (0.4, [0.3, 0.95]), (0.8, [0.1, 0.1])]
+    assert seed_optima(tried, 0.9) == [0.2, 0.4]
+    assert seed_optima([(0.1, [0.1])], 0.9) == [None]
+
+
+def test_probe_scatter_is_log2_std_over_seeds():
+    from scaling.probes import _scatter
+
+    assert _scatter([1.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert _scatter([1.0, None, float("nan")]) is None
