@@ -114,11 +114,10 @@ def _cell(value) -> str:
 def describe(model, title: str = "") -> str:
     """The report as an aligned text table (printed at the start of every training run):
     one row per parameter, then one per residual branch multiplier, attention logit scale
-    and tied readout multiplier. `model` is an NNX
-    model, or the `Parametrization` that `rules.parametrize` returns for Linen params."""
-    from rules.foreign import Parametrization
-
-    if isinstance(model, Parametrization):
+    and tied readout multiplier. `model` is an NNX model, or the `Parametrization` that
+    `rules.parametrize` returns for Linen params (anything with report `rows()`; not
+    imported here, since rules.foreign formats its rows with this module)."""
+    if not isinstance(model, nnx.Module) and callable(getattr(model, "rows", None)):
         return format_rows(model.rows(), title)
     return format_rows(layer_rows(model), title, branch_rows(model) + attention_rows(model))
 
