@@ -50,11 +50,12 @@ HELP = {
     "eval_every": "evaluate on the test split every this many steps (and at the end)",
     "log_every": "print progress every this many steps",
     # scale (issue 5)
-    "mesh": "device mesh like data:8 or data:4,model:2; empty = every device on data",
+    "mesh": "device mesh like data:8 or data:4,model:2; sweeps: members:8 (runs split over "
+    "devices) or members:4,data:2; empty = every device on data",
     "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
     "checkpoint_every": "orbax checkpoint every this many steps and at the end; 0 = none",
     "keep_checkpoints": "how many of the newest checkpoints to keep",
-    "lrs": "comma-separated learning rates: train them all at once (vmap), write sweep.json",
+    "lrs": "comma-separated (peak) learning rates: train them all at once (vmap), write sweep.json",
     "seeds": "sweeps: number of seeds per learning rate (--seed, --seed+1, ...)",
     "data_dir": "tensorflow-datasets data_dir holding prepared mnist, cifar10, ... files",
     "tensorboard": "also write TensorBoard events to workdir/tensorboard (needs tensorboardX)",
@@ -62,7 +63,30 @@ HELP = {
     "coordinator_address": "multi-host: host:port of process 0 (with --num_processes)",
     "num_processes": "multi-host: number of processes in the run",
     "process_id": "multi-host: this process's index, 0 .. num_processes-1",
+    # training features (issue 10)
+    "schedule": "lr schedule on the global lr (peak --lr, or each of --lrs): constant, cosine "
+    "and linear (decay to 0 at --steps), rsqrt (1/sqrt(1 + t/warmup)); per-layer rule "
+    "multipliers keep their ratios",
+    "warmup_steps": "linear warm-up from lr/warmup to the peak lr over this many steps",
+    "clip_norm": "clip the gradients' global norm to this before the optimizer and the rule's "
+    "multipliers; 0 = off",
+    "dtype": "compute dtype: float32, or bfloat16 (forward and backward in bfloat16; params, "
+    "optimizer state and loss in float32)",
+    "augment": "augmentation of image training batches: auto (crop_flip for cifar10/cifar100, "
+    "none for others), none, flip, crop (zero-pad 1/8 of the side, random crop), crop_flip",
     "connect_timeout": "multi-host: seconds to wait for the coordinator and every process",
+    # transformers (lm, vit)
+    "heads": "lm/vit: attention heads, fixed as width grows (head size = width / heads grows, "
+    "and muP scales the logits by sqrt(d0)/d); ignored when --head_dim > 0",
+    "head_dim": "lm/vit: > 0 fixes the head size instead (heads = width / head_dim grow with "
+    "width; logits keep 1/sqrt(head_dim) under every rule)",
+    "mlp_ratio": "lm/vit: MLP hidden units = mlp_ratio x width",
+    "positions": "lm/vit: learned (position embeddings) or rotary (RoPE on queries and keys)",
+    "tied": "lm: readout shares the token embedding (scaled as the rule's output layer)",
+    "pooling": "vit: cls (class token) or mean (over patches)",
+    "patch_size": "vit: patch side in pixels (steps for 1D sets); 0 = a 4x4 grid of patches "
+    "for images, 8 patches for sequences",
+    "seq_len": "text sets (lm): tokens (bytes) per training window",
 }
 
 DEFINE = {

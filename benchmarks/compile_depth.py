@@ -1,6 +1,7 @@
-"""Compile time and step time of one training step against depth, for resmlp and resnet.
+"""Compile time and step time of one training step against depth, for the scanned zoo models.
 
     python benchmarks/compile_depth.py [--depths 8 32 128 256 1024] [--unrolled] [--quick]
+        [--models resmlp resnet lm vit]
 
 Identical residual blocks are scanned, so compile time should stay about flat in depth.
 ResNet depths must be 6n+2: each depth is rounded down to the nearest such (256 -> 254,
@@ -17,17 +18,19 @@ import time
 import common
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 import rules
 import zoo
-from training.steps import make_train_chunk, split_model
+from training.engine import make_train_chunk, split_model
 
 MODELS = {  # name -> (input shape, width)
     "resmlp": ((40,), 128),
     "resnet": ((8, 8, 1), 16),
+    "lm": ((32,), 64),  # 32 tokens of a vocabulary of 10
+    "vit": ((8, 8, 1), 64),  # digits-sized images, 16 patches + class token
 }
+NORMALIZATION = {"resmlp": "batch", "resnet": "batch", "lm": "layer", "vit": "layer"}
 BATCH, STEPS = 32, 4
 
 
@@ -39,13 +42,18 @@ def measure(name: str, depth: int, scan: bool, repeats: int = 3) -> tuple[float,
     """(seconds to trace, lower and compile a chunk of Adam steps, median seconds per step)."""
     shape, width = MODELS[name]
     config = zoo.ModelConfig(input_shape=shape, num_classes=10, width=width, depth=depth,
-                             base_width=width, normalization="batch", scan_blocks=scan)  # fmt: skip
+                             base_width=width, normalization=NORMALIZATION[name],
+                             scan_blocks=scan, optimizer="adam")  # fmt: skip
     model = zoo.build(name, config, rules.mup, nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    optimizer = rules.with_lr_multipliers(optax.adam(1e-3), rules.lr_multipliers(model))
+    optimizer = rules.optimizer("adam", 1e-3, model)
     opt_state = optimizer.init(params)
-    x = jax.random.normal(jax.random.key(0), (STEPS, BATCH, *shape))
-    y = jnp.zeros((STEPS, BATCH), jnp.int32)
+    if name == "lm":  # tokens in, a label per token
+        x = jax.random.randint(jax.random.key(0), (STEPS, BATCH, *shape), 0, 10)
+        y = jnp.zeros((STEPS, BATCH, *shape), jnp.int32)
+    else:
+        x = jax.random.normal(jax.random.key(0), (STEPS, BATCH, *shape))
+        y = jnp.zeros((STEPS, BATCH), jnp.int32)
     chunk = make_train_chunk(graphdef, optimizer)
     start = time.perf_counter()
     compiled = chunk.lower(params, rest, opt_state, x, y).compile()
@@ -63,6 +71,7 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[8, 32, 128, 256, 1024])
     parser.add_argument("--unrolled", action="store_true", help="also time a Python-loop model")
     parser.add_argument("--quick", action="store_true", help="depths 8 and 32 only")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
     if args.quick:
         args.depths = [8, 32]
@@ -71,10 +80,10 @@ def main() -> None:
         f"blocks, resnet = layers 6n+2; Adam, batch {BATCH}, a chunk of {STEPS} steps"
     )
     variants = [("scan", True)] + ([("unrolled", False)] if args.unrolled else [])
-    columns = [(name, label, scan) for name in MODELS for label, scan in variants]
+    columns = [(name, label, scan) for name in args.models for label, scan in variants]
     print(f"{'':>6}" + "".join(f"{name + ' ' + label:>38}" for name, label, _ in columns))
     print(f"{'depth':>6}" + f"{'compile s (x)':>20}{'step ms (x)':>18}" * len(columns))
-    for name in MODELS:  # warm-up: the first compiles in a process pay one-off costs (resnet
+    for name in args.models:  # warm-up: the first compiles in a process pay one-off costs (resnet
         measure(name, 8, True, repeats=1)  # at depth 8 has no scanned blocks: warm 32 too)
         measure(name, valid_depth(name, 32), True, repeats=1)
     first: dict[tuple[str, str], tuple[float, float]] = {}

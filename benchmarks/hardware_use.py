@@ -4,7 +4,7 @@
 
 FLOPs of one step come from XLA's `cost_analysis()` of the compiled single step (the scan of
 a chunk would count its body once); the time per step is the median over interleaved chunks
-of `training.steps.make_train_chunk` (muP MLP, input 40, depth 3, Adam). The peak is a
+of `training.engine.make_train_chunk` (muP MLP, input 40, depth 3, Adam). The peak is a
 jitted 4096 x 4096 float32 matmul (2 n^3 FLOPs) timed in the same rounds. Target: the step
 reaches >= 50% of that peak for width 2048, batch 128.
 """
@@ -20,8 +20,8 @@ from flax import nnx
 
 import rules
 import zoo
+from training.engine import make_step, make_train_chunk, split_model
 from training.optimizers import make_optimizer
-from training.steps import make_step, make_train_chunk, split_model
 
 
 def flops_of(compiled) -> float:
@@ -80,7 +80,7 @@ def main() -> None:
         f"{matmul_flops / 1e9:>10.1f}{1e3 * t['matmul']:>9.1f}{peak / 1e9:>10.1f}"
     )
     ratio = step_rate / peak
-    verdict = "met" if ratio >= 0.5 else "MISSED"
+    verdict = common.verdict(ratio >= 0.5)
     print(f"\nstep / matmul peak: {ratio:.1%}   target >= 50%: {verdict}")
     d, w, c, bsz = 40, args.width, 10, args.batch
     matmul_count = 6 * bsz * (d * w + 2 * w * w + w * c)  # forward + 2 backward products

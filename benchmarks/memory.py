@@ -57,7 +57,7 @@ def main() -> None:
     for label, mib in rows:
         print(f"{label:<40}{mib:>13.0f}")
     print(f"\nsweep / one run at width {args.widths[0]}: {ratio:.2f}x   target <= 4x: "
-          f"{'met' if ratio <= 4 else 'MISSED'}")  # fmt: skip
+          f"{common.verdict(ratio <= 4)}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 
-import common  # noqa: F401  (puts the repo root on sys.path)
+import common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,8 +27,8 @@ from flax import nnx
 
 import rules
 import zoo
+from training.engine import loss_and_accuracy, make_train_chunk, split_model
 from training.optimizers import make_optimizer
-from training.steps import loss_and_accuracy, make_train_chunk, split_model
 
 LR = 1e-3
 
@@ -127,7 +127,7 @@ def mup_adam_by_hand(params: dict, n: float) -> optax.GradientTransformation:
 
 
 def plain_chunk(graphdef, optimizer):
-    """The same jitted scan of Adam steps as training.steps, with nothing of `rules` in it."""
+    """The jitted scan of Adam steps of training.engine, with nothing of `rules` in it."""
 
     def loss_fn(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest)
@@ -180,7 +180,7 @@ def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, r
     t = common.interleaved(fns, repeats)
     steps = xs.shape[0]
     ratio = t["ours"] / t["plain"]
-    verdict = ("met" if ratio <= 1.03 else "MISSED") if judged else "(scan vs loop, not judged)"
+    verdict = common.verdict(ratio <= 1.03) if judged else "(scan vs loop, not judged)"
     print(f"{label:<34}{1e3 * t['ours'] / steps:>10.2f}{1e3 * t['plain'] / steps:>10.2f}"
           f"{ratio:>9.3f}  {verdict}", flush=True)  # fmt: skip
 

@@ -77,10 +77,10 @@ def main() -> None:
     print(f"{'':<48}{'s':>7}{'target':>9}")
     print(f"{'python -c pass':<48}{bare:>7.2f}")
     print(f"{'train.py --help':<48}{help_s:>7.2f}{'<= 1.5':>9}  "
-          f"{'met' if help_s <= 1.5 else 'MISSED'} ({help_s / 1.5:.2f}x of target)")  # fmt: skip
+          f"{common.verdict(help_s <= 1.5)} ({help_s / 1.5:.2f}x of target)")  # fmt: skip
     print(f"{'default run: imports, data, model (mesh line)':<48}{mesh:>7.2f}")
     print(f"{'default run: first step done (+ step-1 eval)':<48}{step:>7.2f}{'<= 6':>9}  "
-          f"{'met' if step <= 6 else 'MISSED'} ({step / 6:.2f}x of target)")  # fmt: skip
+          f"{common.verdict(step <= 6)} ({step / 6:.2f}x of target)")  # fmt: skip
     print(f"{'default run --steps=1: process exit':<48}{total:>7.2f}")
     print(f"{'first step without the MNIST-1D cache':<48}{statistics.median(uncached):>7.2f}"
           f"   (cache: {statistics.median(uncached) / step:.2f}x faster)")  # fmt: skip

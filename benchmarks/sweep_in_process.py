@@ -4,8 +4,8 @@ Python loop, compile excluded, at several widths (where does vmapping stop payin
     python benchmarks/sweep_in_process.py [--widths 32 64 128 512] [--steps=50]
 
 muP MLP (input 40, depth 3, base width 64), Adam, batch 128, random data in memory. The
-sweep side is `training.sweep.make_sweep_chunk` as `train.py --lrs --seeds` runs it; the
-loop side is `training.steps.make_train_chunk`, compiled once (the lr is an injected
+sweep side is `training.engine.make_members_chunk` as `train.py --lrs --seeds` runs it; the
+loop side is `training.engine.make_train_chunk`, compiled once (the lr is an injected
 hyperparameter), called once per (seed, lr). Each side is timed twice, interleaved, after a
 compile; medians.
 """
@@ -23,9 +23,8 @@ from flax import nnx
 
 import rules
 import zoo
+from training.engine import init_members, make_members_chunk, make_train_chunk, split_model
 from training.optimizers import make_optimizer
-from training.steps import make_train_chunk, split_model
-from training.sweep import _stack, make_sweep_chunk, set_lr
 
 LRS = [float(f"{lr:.3g}") for lr in np.logspace(-4, -1, 16)]
 SEEDS = [0, 1]
@@ -42,28 +41,29 @@ def setup(width: int, steps: int):
     xs = rng.normal(size=(len(SEEDS), steps, 128, 40)).astype(np.float32)
     ys = rng.integers(0, 10, size=(len(SEEDS), steps, 128)).astype(np.int32)
 
-    members = [[(p, r, set_lr(tx.init(p), lr)) for lr in LRS] for _, p, r in splits]
-    state = _stack([_stack(row) for row in members])
-    shape = (len(SEEDS), len(LRS))
-    alive, diverged_at = jnp.ones(shape, bool), jnp.zeros(shape, jnp.int32)
+    state = init_members(tx, splits, LRS)
+    count = len(SEEDS) * len(LRS)
+    alive, diverged_at = jnp.ones(count, bool), jnp.zeros(count, jnp.int32)
+    seed_index = jnp.repeat(jnp.arange(len(SEEDS), dtype=jnp.int32), len(LRS))
     numbers = np.arange(1, steps + 1, dtype=np.int32)
-    sweep_chunk = make_sweep_chunk(graphdef, tx)
+    sweep_chunk = make_members_chunk(graphdef, tx)
 
     def sweep() -> None:
-        jax.block_until_ready(sweep_chunk(state, alive, diverged_at, xs, ys, numbers))
+        jax.block_until_ready(sweep_chunk(state, alive, diverged_at, seed_index, xs, ys, numbers))
 
     chunk = make_train_chunk(graphdef, tx)
+    members = [jax.tree.map(lambda a, m=m: a[m], state) for m in range(count)]
 
     def loop() -> None:
-        for s, row in enumerate(members):
-            for params, rest, opt_state in row:
-                jax.block_until_ready(chunk(params, rest, opt_state, xs[s], ys[s]))
+        for m, (params, rest, opt_state) in enumerate(members):
+            s = m // len(LRS)
+            jax.block_until_ready(chunk(params, rest, opt_state, xs[s], ys[s]))
 
     start = time.perf_counter()
     sweep()
     compile_sweep = time.perf_counter() - start
     start = time.perf_counter()
-    jax.block_until_ready(chunk(*members[0][0], xs[0], ys[0]))
+    jax.block_until_ready(chunk(*members[0], xs[0], ys[0]))
     compile_run = time.perf_counter() - start
     return sweep, loop, compile_sweep, compile_run
 

@@ -63,7 +63,7 @@ def main() -> None:
     print(f"{'  of which one run (the first)':<36}{first:>9.1f}")
     ratio = runs_s / sweep_s
     print(f"ratio ({n} runs / sweep): {ratio:.2f}x   target >= 8x: "
-          f"{'met' if ratio >= 8 else 'MISSED'}")  # fmt: skip
+          f"{common.verdict(ratio >= 8)}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/vs_torch_mup.py [--widths 128 512 2048] [--steps=200] [--rounds=3]
 
 The MLP: input 40, 3 hidden relu layers of `width` (base width 64), 10 classes, batch 128,
-Adam lr 1e-3, random in-memory batches. Ours: `training.steps.make_train_chunk` (a jitted
+Adam lr 1e-3, random in-memory batches. Ours: `training.engine.make_train_chunk` (a jitted
 scan of `--steps` steps, as train.py runs it). Theirs: `torch_mup_side.py` (MuReadout,
 `set_base_shapes`, MuAdam, an eager loop), run in the optional venv as a subprocess that
 times itself after a warm-up (at most 10 s of steps). Steps per round shrink as 1 / width^2
@@ -45,8 +45,8 @@ def jax_runner(width: int, steps: int):
 
     import rules
     import zoo
+    from training.engine import make_train_chunk, split_model
     from training.optimizers import make_optimizer
-    from training.steps import make_train_chunk, split_model
 
     config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
                              base_width=64)  # fmt: skip
@@ -94,7 +94,7 @@ def main() -> None:
                 theirs[threads].append(torch_steps_per_s(width, steps, threads))
         best = max(theirs, key=lambda t: statistics.median(theirs[t]))
         a, b = statistics.median(ours), statistics.median(theirs[best])
-        verdict = "met" if a / b >= 2 else "MISSED"
+        verdict = common.verdict(a / b >= 2)
         print(f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}  {verdict}", flush=True)
 
 

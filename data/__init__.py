@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from data.augment import AUGMENTATIONS, augment_batches, default_augmentation
 from data.dataset import Dataset, batch_indices
 from data.sources import SOURCES
+from data.text import TEXT_SOURCES, TextDataset
 from data.tfds_source import TFDS_DATASETS, TfdsMissing, load_tfds
 
 
 def names() -> list[str]:
-    return sorted(SOURCES) + sorted(TFDS_DATASETS)
+    return sorted(SOURCES) + sorted(TEXT_SOURCES) + sorted(TFDS_DATASETS)
 
 
-def load(name: str, data_dir: str = "") -> Dataset:
+def is_text(name: str) -> bool:
+    """Whether `name` is a set of token windows (for language models)."""
+    return name in TEXT_SOURCES
+
+
+def load(name: str, data_dir: str = "", seq_len: int = 64) -> Dataset:
     """Dataset `name`; ValueError listing the choices for an unknown name, TfdsMissing
     (a ValueError saying how to prepare them) when a tfds dataset's files are absent.
 
     With `data_dir`, the offline sets too go through tensorflow-datasets: prepared once
-    as `<name>_offline` array_record files there, then read like any tfds set.
+    as `<name>_offline` array_record files there, then read like any tfds set. Text sets
+    are generated in memory as windows of `seq_len` tokens (ValueError when out of range).
     """
+    if name in TEXT_SOURCES:
+        return TEXT_SOURCES[name](seq_len)
     if name in TFDS_DATASETS:
         return load_tfds(name, data_dir)
     if name not in SOURCES:
@@ -33,4 +43,15 @@ def load(name: str, data_dir: str = "") -> Dataset:
     return SOURCES[name]()
 
 
-__all__ = ["Dataset", "TfdsMissing", "batch_indices", "load", "names"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Dataset",
+    "TextDataset",
+    "TfdsMissing",
+    "augment_batches",
+    "batch_indices",
+    "default_augmentation",
+    "is_text",
+    "load",
+    "names",
+]

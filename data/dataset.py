@@ -28,6 +28,10 @@ class Dataset:
             f"input {'x'.join(map(str, self.input_shape))}, {self.num_classes} classes"
         )
 
+    def extra_metrics(self, loss: float) -> dict[str, float]:
+        """Metrics derived from a mean test loss (text sets: bits per byte)."""
+        return {}
+
 
 def make_dataset(name, x_train, y_train, x_test, y_test, num_classes) -> Dataset:
     """Standardise inputs with the training set's mean and std, fix dtypes."""

@@ -2,8 +2,9 @@
 
 Core (no JAX needed): `LayerMeta`, `Scales`, `Rule`, `compose`, the transforms,
 the registry and the named rules `sp`, `ntk`, `mup`, `mean_field`.
-Flax/optax adapters (`Linear`, `Conv`, `describe`, `lr_multipliers`, `with_lr_multipliers`,
-`scale_by_tree`) are imported on first use so that the core stays cheap to import.
+Flax/optax adapters (`Linear`, `Conv`, `describe`, `parametrize` for models written
+without `rules`, `optimizer`, `lr_multipliers`, `scale_by_tree`) are imported on first use
+so that the core stays cheap to import.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rules.transforms import (
     global_depth_lr,
     he_init,
     mean_field_readout_init,
+    mup_attention,
     mup_lr,
     mup_readout_init,
     ntk_weights,
@@ -32,6 +34,10 @@ from rules.transforms import (
 from rules.validation import RuleError, check
 
 _LAZY = {
+    "attention_fn": "rules.attention",
+    "attention_meta": "rules.attention",
+    "dot_product_attention": "rules.attention",
+    "logit_scale": "rules.attention",
     "Conv": "rules.nnx_layers",
     "Linear": "rules.nnx_layers",
     "bias_meta": "rules.nnx_layers",
@@ -44,7 +50,13 @@ _LAZY = {
     "scaled_optimizer": "rules.optim",
     "param_metas": "rules.nnx_layers",
     "scale_by_tree": "rules.optim",
-    "with_lr_multipliers": "rules.optim",
+    "optimizer": "rules.optim",
+    "Parametrization": "rules.foreign",
+    "parametrize": "rules.foreign",
+    "linen_layouts": "rules.layouts",
+    "nnx_layouts": "rules.layouts",
+    "branch_fields": "rules.residual",
+    "residual_multiplier": "rules.residual",
 }
 
 
@@ -81,6 +93,7 @@ __all__ = [
     "mean_field",
     "mean_field_readout_init",
     "mup",
+    "mup_attention",
     "mup_lr",
     "mup_readout_init",
     "named",

@@ -17,10 +17,13 @@ from rules.transforms import (
     global_depth_lr,
     he_init,
     mean_field_readout_init,
+    mup_attention,
     mup_lr,
     mup_readout_init,
+    network_depth_lr,
     ntk_weights,
     residual_he_init,
+    residual_he_init_last,
 )
 
 sp = register(
@@ -38,6 +41,7 @@ mup = register(
         he_init,
         mup_readout_init,
         mup_lr,
+        mup_attention,
         name="mup",
         description="muP (Tensor Programs V, table 3); equals sp at the base width",
         requires={"base_width"},
@@ -48,6 +52,7 @@ mean_field = register(
         he_init,
         mean_field_readout_init,
         mup_lr,
+        mup_attention,
         depth_lr(-1.5),
         name="mean_field",
         description="Jelassi et al. 2023: He hidden, 1/fan_in readout, hidden LR x (L/L0)^-3/2",
@@ -88,5 +93,44 @@ am_mup = register(
         global_depth_lr(-1.5),
         name="am_mup",
         description="arithmetic-mean muP: branch init Var g/(K fan_in), one LR x (L/L0)^-3/2",
+    )
+)
+
+# Readings of AM-muP for residual models (WORKSPACE.md, "The ResNet depth rule"): which
+# branch layers the residual-aware init scales, and which depth L the LR factor counts.
+am_mup_last = register(
+    compose(
+        he_init,
+        residual_he_init_last,
+        global_depth_lr(-1.5),
+        name="am_mup_last",
+        description="AM-muP with only each branch's last layer at Var g/(K fan_in) "
+        "(branch output variance ~ 1/K), one LR x (K/K0)^-3/2",
+    )
+)
+am_mup_network = register(
+    compose(
+        he_init,
+        residual_he_init,
+        network_depth_lr(-1.5),
+        name="am_mup_network",
+        description="AM-muP counting L = 2K + 2 layers (ResNet-(6n+2)) in the LR factor",
+    )
+)
+residual_he = register(
+    compose(
+        he_init,
+        residual_he_init,
+        name="residual_he",
+        description="AM-muP's residual-aware init, no depth LR factor (the paper's ResNet law "
+        "with L the minimal depth, which stays fixed as blocks are added)",
+    )
+)
+residual_he_last = register(
+    compose(
+        he_init,
+        residual_he_init_last,
+        name="residual_he_last",
+        description="branch's last layer at Var g/(K fan_in), no depth LR factor",
     )
 )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-Role = Literal["input", "hidden", "output", "bias", "norm", "branch"]
-# "branch" is no tensor: it stands for a residual branch's output, whose `multiplier` a
-# model applies where the branch joins the residual stream (after any norm in the branch).
-ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch")
+Role = Literal["input", "hidden", "output", "bias", "norm", "branch", "attention"]
+# "branch" and "attention" are no tensors. "branch" stands for a residual branch's output,
+# whose `multiplier` a model applies where the branch joins the residual stream (after any
+# norm in the branch); "attention" for attention logits q.k, whose `multiplier` corrects
+# the standard 1/sqrt(head_dim) (fan_in = head_dim; see rules/attention.py).
+ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch", "attention")
 OptimizerFamily = Literal["sgd", "adam"]
 OPTIMIZER_FAMILIES: tuple[str, ...] = ("sgd", "adam")
 
@@ -23,6 +25,9 @@ class LayerMeta:
     `depth` and `base_depth` count layers (or residual blocks) the same way.
     `gain` is the activation gain of this layer's *input*: 2 for ReLU, 1 for raw
     data, so that a He init keeps the second moment of pre-activations.
+    `branch_index` / `branch_layers`: where a weight sits in its residual branch (0 = the
+    branch's first layer, branch_layers - 1 = the last one, whose output joins the
+    stream); None outside branches or where a model does not say.
     """
 
     role: Role
@@ -38,6 +43,8 @@ class LayerMeta:
     gain: float = 1.0
     optimizer: OptimizerFamily = "sgd"
     path: str = ""
+    branch_index: int | None = None
+    branch_layers: int | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -68,6 +75,11 @@ class LayerMeta:
     def depth_multiplier(self) -> float:
         """L / L0: how many times deeper the model is than at the base shape."""
         return self.depth / self.base_depth
+
+    @property
+    def last_in_branch(self) -> bool:
+        """The last layer of a residual branch (its output is the branch's output)."""
+        return self.branch_layers is not None and self.branch_index == self.branch_layers - 1
 
     @property
     def is_weight(self) -> bool:

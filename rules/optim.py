@@ -17,17 +17,42 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from rules.foreign import path_string
 from rules.meta import Scales
 from rules.nnx_layers import scales_of
 from rules.optim_names import OPTIMIZERS
+from rules.validation import RuleError
 
 
 class ScaleByTreeState(NamedTuple):
     pass
 
 
+def _table(tree: Any, is_leaf=None) -> dict[str, Any]:
+    """Leaves of `tree` by path ('a/b/kernel'), so that any container with the same paths
+    (dict, FrozenDict, nnx.State of arrays or Variables, boxed Linen params) matches."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
+    return {path_string(path): leaf for path, leaf in leaves}
+
+
+def _map_by_path(fn, table: dict[str, Any], tree: Any, *rest: Any) -> Any:
+    """fn(leaf, *rest_leaves, table[path]) over `tree`; a clear error for unknown paths."""
+
+    def one(path, leaf, *others):
+        name = path_string(path)
+        if name not in table:
+            raise ValueError(
+                f"the optimizer has no scales for parameter {name!r}; build it from the "
+                "same model (or params tree) it updates"
+            )
+        return fn(leaf, *others, table[name])
+
+    return jax.tree_util.tree_map_with_path(one, tree, *rest)
+
+
 def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
-    """Multiply each update leaf by the matching leaf of `multipliers` (a tree of floats)."""
+    """Multiply each update leaf by the leaf of `multipliers` (a tree of floats) at its path."""
+    table = _table(multipliers)
 
     def init(params):
         del params
@@ -35,22 +60,14 @@ def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return jax.tree.map(lambda u, m: u * m, updates, multipliers), state
+        return _map_by_path(lambda u, m: u * m, table, updates), state
 
     return optax.GradientTransformation(init, update)
 
 
-def with_lr_multipliers(optimizer: optax.GradientTransformation, multipliers: Any):
-    """`optimizer` followed by per-parameter LR multipliers.
-
-    Exact for any optimizer whose final update is the global LR times a direction:
-    (lr * d) * m == (lr * m) * d. Any decay inside `optimizer` is scaled too.
-    """
-    return optax.chain(optimizer, scale_by_tree(multipliers))
-
-
 def add_decayed_weights_tree(weight_decay: float, multipliers: Any) -> optax.GradientTransformation:
     """updates + weight_decay x multiplier x params, leaf by leaf."""
+    table = _table(multipliers)
 
     def init(params):
         del params
@@ -61,9 +78,7 @@ def add_decayed_weights_tree(weight_decay: float, multipliers: Any) -> optax.Gra
             return updates, state  # a Python zero: skip the pass (XLA keeps 0 * p for NaNs)
         if params is None:
             raise ValueError("weight decay needs the parameters: call update(g, state, params)")
-        decayed = jax.tree.map(
-            lambda u, p, m: u + weight_decay * m * p, updates, params, multipliers
-        )
+        decayed = _map_by_path(lambda u, p, m: u + weight_decay * m * p, table, updates, params)
         return decayed, state
 
     return optax.GradientTransformation(init, update)
@@ -77,6 +92,7 @@ class AdamState(NamedTuple):
 
 def scale_by_adam_tree_eps(b1: float, b2: float, eps: float, eps_multipliers: Any):
     """Adam's direction m_hat / (sqrt(v_hat) + eps x multiplier), epsilon per parameter."""
+    table = _table(eps_multipliers)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -92,13 +108,51 @@ def scale_by_adam_tree_eps(b1: float, b2: float, eps: float, eps_multipliers: An
         def direction(m, v, e):
             return (m / mu_correction) / (jnp.sqrt(v / nu_correction) + eps * e)
 
-        return jax.tree.map(direction, mu, nu, eps_multipliers), AdamState(count, mu, nu)
+        return _map_by_path(direction, table, mu, nu), AdamState(count, mu, nu)
 
     return optax.GradientTransformation(init, update)
 
 
 def _field(scales: Any, name: str) -> Any:
-    return jax.tree.map(lambda s: getattr(s, name), scales, is_leaf=lambda x: isinstance(x, Scales))
+    return jax.tree.map(lambda s: getattr(s, name), scales, is_leaf=_is_scales)
+
+
+def _is_scales(x: Any) -> bool:
+    return isinstance(x, Scales)
+
+
+def optimizer_scales(name: str, source: Any) -> Any:
+    """The tree of `Scales` an optimizer `name` applies, from a model, a Parametrization or
+    a tree of Scales. RuleError if the model was scaled for another optimizer family
+    (the LR exponents of sgd and adam differ, and init was chosen with them)."""
+    from rules.foreign import Parametrization
+
+    if isinstance(source, nnx.Module):
+        state = nnx.state(source, nnx.Param)
+        metas = [v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state)]
+        _check_family(name, [m for m in metas if m is not None])
+        return param_scales(source)
+    if isinstance(source, Parametrization):
+        _check_family(name, jax.tree.leaves(source.metas, is_leaf=lambda x: hasattr(x, "role")))
+        return source.scales
+    leaves = jax.tree.leaves(source, is_leaf=_is_scales)
+    if not all(_is_scales(x) for x in leaves):
+        raise TypeError(
+            "scales must be an NNX model, a rules.Parametrization or a tree of rules.Scales"
+        )
+    return source
+
+
+def _check_family(name: str, metas: list) -> None:
+    family = OPTIMIZERS[name]
+    for meta in metas:
+        if meta.optimizer != family:
+            where = meta.path or "a parameter"
+            raise RuleError(
+                f"the model was scaled for {meta.optimizer!r} optimizers ({where} has their "
+                f"LR exponents) and {name!r} is an {family!r} optimizer; build or "
+                f"parametrize the model with optimizer={name!r}"
+            )
 
 
 def scaled_optimizer(
@@ -112,13 +166,18 @@ def scaled_optimizer(
     b2: float = 0.999,
     eps: float = 1e-8,
 ) -> optax.GradientTransformation:
-    """Optimizer `name` (see OPTIMIZERS) applying a tree of `Scales` like the params tree.
+    """Optimizer `name` (see OPTIMIZERS) with each parameter's LR, weight-decay and
+    Adam-epsilon multipliers: p <- p - lr (s.lr d + weight_decay s.weight_decay p).
 
-    "adam" and "adamw" differ only in the weight decay callers usually give them.
-    Lion uses b1=0.9, b2=0.99 (its paper's defaults) unless given otherwise.
+    `scales`: an NNX model (its Params' metadata; use with `nnx.Optimizer(model, tx,
+    wrt=nnx.Param)`), the `Parametrization` of `rules.parametrize` (Linen params), or a
+    tree of `Scales` whose paths match the params'. A model or Parametrization scaled for
+    another optimizer family is refused. "adam" and "adamw" differ only in the weight
+    decay callers usually give them. Lion uses b1=0.9, b2=0.99 unless given otherwise.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    scales = optimizer_scales(name, scales)
     if name == "sgd":
         direction = optax.identity()
     elif name == "momentum":
@@ -134,6 +193,9 @@ def scaled_optimizer(
         add_decayed_weights_tree(weight_decay, _field(scales, "weight_decay")),
         optax.scale_by_learning_rate(learning_rate),
     )
+
+
+optimizer = scaled_optimizer  # the recipe's name: rules.optimizer("adam", 3e-3, model)
 
 
 def _is_variable(x: Any) -> bool:

@@ -32,6 +32,36 @@ def branch_rows(model: nnx.Module) -> list[dict]:
     return rows
 
 
+def _pseudo_row(path: str, role: str, multiplier: float, fan_in=None) -> dict:
+    return {
+        "path": path,
+        "role": role,
+        "shape": None,
+        "fan_in": fan_in,
+        "init_std": None,
+        "multiplier": float(multiplier),
+        "lr_multiplier": None,
+        "wd_multiplier": None,
+        "eps_multiplier": None,
+    }
+
+
+def attention_rows(model: nnx.Module) -> list[dict]:
+    """One row per module with an attention `logit_scale` (the factor on q.k, fan_in =
+    head_dim), and one per tied readout's `readout_multiplier` (the factor on h @ table^T)."""
+    rows = []
+    for path, module in nnx.iter_modules(model):
+        prefix = "/".join(str(p) for p in path)
+        if hasattr(module, "logit_scale"):
+            head_dim = getattr(module, "head_dim", None)
+            rows.append(_pseudo_row(prefix + "/<attention logits>", "attention",
+                                    module.logit_scale, head_dim))  # fmt: skip
+        if hasattr(module, "readout_multiplier"):
+            rows.append(_pseudo_row(prefix + "/<tied readout>", "output",
+                                    module.readout_multiplier))  # fmt: skip
+    return rows
+
+
 def layer_rows(model: nnx.Module) -> list[dict]:
     """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR, weight
     decay and Adam epsilon multipliers."""
@@ -81,13 +111,22 @@ def _cell(value) -> str:
     return "-" if value is None else str(value)
 
 
-def describe(model: nnx.Module, title: str = "") -> str:
+def describe(model, title: str = "") -> str:
     """The report as an aligned text table (printed at the start of every training run):
-    one row per parameter, then one per residual branch multiplier."""
-    rows = layer_rows(model)
+    one row per parameter, then one per residual branch multiplier, attention logit scale
+    and tied readout multiplier. `model` is an NNX model, or the `Parametrization` that
+    `rules.parametrize` returns for Linen params (anything with report `rows()`; not
+    imported here, since rules.foreign formats its rows with this module)."""
+    if not isinstance(model, nnx.Module) and callable(getattr(model, "rows", None)):
+        return format_rows(model.rows(), title)
+    return format_rows(layer_rows(model), title, branch_rows(model) + attention_rows(model))
+
+
+def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) -> str:
+    """Parameter rows (then branch rows) as an aligned table."""
     extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
     columns = COLUMNS + extra
-    rows += branch_rows(model)
+    rows = list(rows) + list(branches)
     table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]

@@ -35,6 +35,14 @@ def mup_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
     return scales
 
 
+def mup_attention(meta: LayerMeta, scales: Scales) -> Scales:
+    """Attention logits x sqrt(d0 / d): 1/sqrt(d) becomes sqrt(d0)/d, muP's 1/d (TP V) that
+    equals the standard 1/sqrt(d) at the base head_dim d0."""
+    if meta.role == "attention":
+        return scales.replace(multiplier=scales.multiplier / math.sqrt(meta.fan_in_multiplier))
+    return scales
+
+
 def mean_field_readout_init(meta: LayerMeta, scales: Scales) -> Scales:
     """Readout std = 1 / fan_in (variance 1/n^2, Jelassi et al. 2023); absolute, not relative."""
     if meta.role == "output":
@@ -121,6 +129,32 @@ def residual_he_init(meta: LayerMeta, scales: Scales) -> Scales:
     if meta.is_weight and meta.in_residual_branch and meta.num_blocks:
         return scales.replace(init_std=scales.init_std / math.sqrt(meta.num_blocks))
     return scales
+
+
+def residual_he_init_last(meta: LayerMeta, scales: Scales) -> Scales:
+    """Only a branch's last layer ~ N(0, g / (K fan_in)): the branch output's variance then
+    goes as 1/K whatever the number of layers in the branch (dividing every branch layer by
+    K makes a two-layer branch's output go as 1/K^2). Layers whose position in the branch
+    is unknown are treated as the last (one-layer branches)."""
+    last = meta.last_in_branch or meta.branch_layers is None
+    if meta.is_weight and meta.in_residual_branch and meta.num_blocks and last:
+        return scales.replace(init_std=scales.init_std / math.sqrt(meta.num_blocks))
+    return scales
+
+
+def network_depth_lr(alpha: float, layers_per_block: int = 2, extra_layers: int = 2) -> Transform:
+    """One LR for every parameter x (L/L0)^alpha with L the network's layer count as He et
+    al. count a ResNet-(6n+2): L = layers_per_block x K + extra_layers, K = `meta.depth`
+    residual blocks (every layer of the zoo's residual models carries the block counts).
+    Counting blocks (`global_depth_lr`) or branch layers (2K) gives one same ratio K/K0."""
+
+    @named(f"network_depth_lr({alpha:g})")
+    def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        depth = layers_per_block * meta.depth + extra_layers
+        base = layers_per_block * meta.base_depth + extra_layers
+        return scales.replace(lr=scales.lr * (depth / base) ** alpha)
+
+    return transform
 
 
 def global_depth_lr(alpha: float) -> Transform:

@@ -1,4 +1,10 @@
-"""Pre-activations of every rules layer as a pure function of the parameters."""
+"""Pre-activations of every rules layer as a pure function of the parameters.
+
+A stack of identical blocks (`zoo.stack`) holds its layers' parameters on a leading axis,
+and its sown pre-activations come back stacked the same way: such an entry is split into
+one entry per layer, `hidden/conv` of 3 blocks into `hidden/conv/0`, `/1`, `/2`, so every
+criterion (a max or mean over layers) counts layers, not stacks.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 import jax
 from flax import nnx
 
-from training.steps import split_model
+from training.engine import split_model
 
 
 def recording(model: nnx.Module) -> nnx.Module:
@@ -23,13 +29,47 @@ def layer_name(path: tuple) -> str:
     return "/".join(str(p) for p in path if p != "preactivation")
 
 
+def stacked_axes(model: nnx.Module) -> dict[str, int]:
+    """{layer name: number of leading stacked axes} for every rules layer inside a stack.
+
+    A rules layer's kernel has 2 dimensions (Linear) or kernel dims + 2 (Conv); a stack
+    adds its axes in front of them.
+    """
+    axes = {}
+    for path, module in nnx.iter_modules(model):
+        if not hasattr(module, "record") or getattr(module, "kernel", None) is None:
+            continue
+        own = len(getattr(module, "kernel_size", ())) + 2
+        extra = module.kernel.ndim - own
+        if extra > 0:
+            axes[layer_name(path)] = extra
+    return axes
+
+
+def split_stacks(values: dict[str, jax.Array], axes: dict[str, int]) -> dict[str, jax.Array]:
+    """Entries with stacked axes become one entry per layer, `name/i` (row-major index)."""
+    out = {}
+    for name, value in values.items():
+        count = axes.get(name, 0)
+        if not count:
+            out[name] = value
+            continue
+        layers = value.reshape(-1, *value.shape[count:])
+        for i in range(layers.shape[0]):
+            out[f"{name}/{i}"] = layers[i]
+    return out
+
+
 def make_preactivations(model: nnx.Module):
-    """(apply, params, rest): apply(params, x) -> (output, {layer path: pre-activation})."""
+    """(apply, params, rest): apply(params, x) -> (output, {layer: pre-activation}), with
+    stacked layers split into one entry each."""
     graphdef, params, rest = split_model(recording(model))
+    axes = stacked_axes(model)
 
     def apply(params: Any, x: jax.Array):
         module = nnx.merge(graphdef, params, rest)
         out, sown = nnx.capture(module, nnx.Intermediate)(x)
-        return out, {layer_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(sown)}
+        values = {layer_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(sown)}
+        return out, split_stacks(values, axes)
 
     return apply, params, rest

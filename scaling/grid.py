@@ -14,12 +14,14 @@ from scaling.setup import ProbeModel
 @dataclasses.dataclass
 class GridResult:
     """Per member [seed, lr]: final train loss (on a fixed training subset), test accuracy,
-    and whether it diverged (its loss is then +inf and its accuracy 0)."""
+    and whether it diverged (its loss is then +inf and its accuracy 0). `tail_loss`: the
+    training batches' loss averaged over the last 10% of steps (+inf if diverged)."""
 
     lrs: list[float]
     train_loss: np.ndarray
     test_accuracy: np.ndarray
     diverged: np.ndarray
+    tail_loss: np.ndarray | None = None
 
 
 def train_grid(
@@ -35,27 +37,29 @@ def train_grid(
     score_examples: int = 2048,
 ):
     """Every (seed, lr) pair trained for `steps` in one compiled program."""
+    from training import engine
     from training.optimizers import make_optimizer
-    from training.steps import split_model
-    from training.sweep import make_sweep_evaluate, train_members
 
     lrs = [float(lr) for lr in lrs]
     models = [spec.build(width, depth, seed) for seed in range(seeds)]
-    splits = [split_model(m) for m in models]
+    splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
     tx = make_optimizer(optimizer, lrs[0], rules.param_scales(models[0]))
-    state, alive, _, _ = train_members(
-        graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size, steps
-    )
-    params, rest, _ = state
-    evaluate = make_sweep_evaluate(graphdef)
+    members = engine.train_members(  # the last chunk is the last 10% of steps
+        graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size,
+        max(1, steps // 10),
+    )  # fmt: skip
+    params, rest, _ = members.state
+    evaluate = engine.make_evaluate(graphdef, member_axes=1)
     subset = slice(0, score_examples)
     train_loss, _ = evaluate(params, rest, dataset.x_train[subset], dataset.y_train[subset])
     _, test_accuracy = evaluate(params, rest, dataset.x_test, dataset.y_test)
-    diverged = ~alive | ~np.isfinite(train_loss)
+    train_loss, test_accuracy = members.grid(train_loss), members.grid(test_accuracy)
+    diverged = ~members.alive | ~np.isfinite(train_loss)
     return GridResult(
         lrs=lrs,
         train_loss=np.where(diverged, np.inf, train_loss),
         test_accuracy=np.where(diverged, 0.0, test_accuracy),
         diverged=diverged,
+        tail_loss=np.where(diverged, np.inf, np.asarray(members.last_losses).mean(-1)),
     )

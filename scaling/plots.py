@@ -27,12 +27,22 @@ def _save(fig, path: str) -> None:
 
 
 def lines(
-    path: str, title: str, xlabel: str, ylabel: str, series: dict, logx=True, logy=True, marker="o"
+    path: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    series: dict,
+    logx=True,
+    logy=True,
+    marker="o",
+    vlines=(),
 ) -> None:
-    """One line per entry of `series` = {label: (xs, ys)}."""
+    """One line per entry of `series` = {label: (xs, ys)}; dashed verticals at `vlines`."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker=marker, label=str(label))
+    for x in vlines:
+        ax.axvline(x, linestyle="--", color="gray", linewidth=1)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if logx:
         ax.set_xscale("log")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling import coord, maxlr, plots, poly, sharpness, transfer, update
+from scaling import coord, maxlr, plots, poly, sharpness, transfer, transfer_error, update
 from scaling.fit import fit_power_law
 from scaling.setup import ProbeModel, geometric_grid
 
@@ -72,6 +72,16 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
 
 
+def _scatter(values) -> float | None:
+    """Std over seeds of log2 of positive finite values (None with fewer than two)."""
+    logs = [float(np.log2(v)) for v in values if v and np.isfinite(v) and v > 0]
+    return float(np.std(logs, ddof=1)) if len(logs) > 1 else None
+
+
+def _fmt_scatter(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _law(sizes, samples) -> dict:
     return fit_power_law(sizes, samples).to_json()
 
@@ -124,7 +134,14 @@ def run_update(req: Request) -> Report:
             ]
             entry["eta_star"][c] = per_seed
             eta[c].append(per_seed)
-        rows.append([entry[axis], *[float(np.mean(eta[c][-1])) for c in update.CRITERIA]])
+        entry["seed_scatter_log2"] = {c: _scatter(entry["eta_star"][c]) for c in update.CRITERIA}
+        rows.append(
+            [
+                entry[axis],
+                *[float(np.mean(eta[c][-1])) for c in update.CRITERIA],
+                *[_fmt_scatter(entry["seed_scatter_log2"][c]) for c in update.CRITERIA],
+            ]
+        )
     record = {
         f"{axis}s": list(sizes),
         "axis": axis,
@@ -135,7 +152,7 @@ def run_update(req: Request) -> Report:
         "ci": {c: _law(sizes, eta[c])["ci"] for c in update.CRITERIA},
     }
     table = (
-        _table([axis, "eta*(max)", "eta*(mean)"], rows)
+        _table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
         + "\n"
         + "\n".join(
             _law_line(
@@ -287,8 +304,11 @@ def run_transfer(req: Request) -> Report:
             "optimum_at_grid_edge": at_edge,
         }
     )
-    rows = [[s, m if m is not None else "not found"] for s, m in zip(sizes, record["eta_opt"])]
-    table = _table([axis, "eta_opt"], rows)
+    rows = [
+        [s, m if m is not None else "not found", _fmt_scatter(e["seed_scatter_log2"])]
+        for s, m, e in zip(sizes, record["eta_opt"], result["results"])
+    ]
+    table = _table([axis, "eta_opt", "seed scatter (log2)"], rows)
     table += (
         "\n" + _law_line(f"eta_opt ~ {axis}", law)
         if found
@@ -352,8 +372,11 @@ def run_maxlr(req: Request) -> Report:
         "results": results,
         "fit_depth_x_width": law,
     }
-    rows = [[e["width"], e["depth"], e["eta_star"] or e["status"]] for e in results]
-    table = _table(["width", "depth", "eta*"], rows)
+    rows = [
+        [e["width"], e["depth"], e["eta_star"] or e["status"], _fmt_scatter(e["seed_scatter_log2"])]
+        for e in results
+    ]
+    table = _table(["width", "depth", "eta*", "seed scatter (log2)"], rows)
     table += (
         f"\neta* ~ (depth x width)^{law['exponent']:+.3f}"
         if law
@@ -373,6 +396,62 @@ def run_maxlr(req: Request) -> Report:
     return Report(record, table, plot)
 
 
+def run_transfer_error(req: Request) -> Report:
+    axis, sizes = req.swept()
+    fixed = req.depths[0] if axis == "width" else req.widths[0]
+    lrs = req.lr_grid()
+    if len(lrs) < 3:
+        raise ProbeError("transfer_error needs at least three learning rates (--lrs=a,b,c,...)")
+    result = transfer_error.measure(
+        req.spec,
+        sizes,
+        axis,
+        fixed,
+        lrs,
+        req.seeds,
+        req.data(),
+        req.steps,
+        req.batch_size,
+        req.optimizer,
+    )
+    proxy = result["proxy"]
+    record = {"axis": axis, f"{axis}s": list(sizes), "steps": req.steps} | result
+    record["proxy_sweep_seconds"] = proxy["seconds"]
+
+    def row(entry, error=None, penalty=None):
+        lr = f"{entry['lr_opt']:.4g}" if entry["where"] == "inside" else entry["where"]
+        scatter = entry["seed_scatter_log2"]
+        return [entry[axis], lr, "-" if scatter is None else f"{scatter:.2f}", error, penalty]
+
+    rows = [row(proxy, "(proxy)", "")]
+    for t in result["targets"]:
+        error = transfer_error._fmt(t["transfer_error_log2"], t["error_bound_log2"])
+        penalty = "" if t["loss_penalty"] is None else f"{t['loss_penalty']:+.4f}"
+        rows.append(row(t, error, penalty))
+    header = [axis, "lr_opt", "seed scatter (log2)", "transfer error (log2)", "loss penalty"]
+    table = _table(header, rows) + f"\nproxy sweep: {proxy['seconds']:.1f} s (compile included)"
+
+    def plot(path):
+        series = {}
+        for name, e in [("proxy", proxy)] + [("target", t) for t in result["targets"]]:
+            curve = np.array(e["loss"], float)
+            mean = np.where(np.isfinite(curve).all(0), curve.mean(0), np.nan)
+            series[f"{name} {axis} {e[axis]}"] = (e["lrs"], mean)
+        title = f"transfer error: {req.spec.model} / {req.spec.rule} ({req.steps} steps)"
+        plots.lines(
+            path,
+            title,
+            "learning rate",
+            "train loss, last 10% of steps",
+            series,
+            logx=True,
+            logy=True,
+            vlines=[proxy["lr_opt"]],
+        )
+
+    return Report(record, table, plot)
+
+
 PROBES: dict[str, Callable[[Request], Report]] = {
     "coord": run_coord,
     "update": run_update,
@@ -380,4 +459,5 @@ PROBES: dict[str, Callable[[Request], Report]] = {
     "poly": run_poly,
     "transfer": run_transfer,
     "maxlr": run_maxlr,
+    "transfer_error": run_transfer_error,
 }

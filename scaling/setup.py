@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-import rules
 import zoo
+from training.models import ModelChoice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,25 +29,25 @@ class ProbeModel:
     num_classes: int = 10
     options: tuple[tuple[str, object], ...] = ()  # further ModelConfig fields
 
-    def config(self, width: int, depth: int) -> zoo.ModelConfig:
-        return zoo.ModelConfig(
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
+    def choice(self, width: int, depth: int) -> ModelChoice:
+        return ModelChoice(
+            model=self.model,
+            rule=self.rule,
             width=width,
             depth=depth,
-            base_width=min(self.base_width, width),
-            base_depth=min(self.base_depth or depth, depth),
+            base_width=self.base_width,
+            base_depth=self.base_depth,  # None: each depth is its own base
             activation=self.activation,
             use_bias=self.use_bias,
-            optimizer=self.optimizer,
-            **dict(self.options),
+            optimizer_family=self.optimizer,
+            options=self.options,
         )
 
+    def config(self, width: int, depth: int) -> zoo.ModelConfig:
+        return self.choice(width, depth).config(self.input_shape, self.num_classes)
+
     def build(self, width: int, depth: int, seed: int) -> nnx.Module:
-        rule = rules.get(self.rule)
-        model = zoo.build(self.model, self.config(width, depth), rule, nnx.Rngs(seed))
-        rules.check(rule, rules.param_metas(model))
-        return model
+        return self.choice(width, depth).build(self.input_shape, self.num_classes, seed)
 
 
 def normalized_inputs(shape: tuple[int, ...], batch: int, seed: int) -> jax.Array:

@@ -45,6 +45,7 @@ def measure(
         grid = train_grid(spec, width, depth, lrs, seeds, dataset, steps, batch_size, optimizer)
         optima = [optimum(lrs, grid.train_loss[s]) for s in range(seeds)]
         edge = [int(np.argmin(grid.train_loss[s])) in (0, len(lrs) - 1) for s in range(seeds)]
+        inside = [np.log2(o) for o, e in zip(optima, edge) if np.isfinite(o) and not e]
         results.append(
             {
                 axis: size,
@@ -53,6 +54,8 @@ def measure(
                 "diverged": grid.diverged.tolist(),
                 "eta_opt": optima,
                 "optimum_at_grid_edge": edge,
+                # std over seeds of log2 eta_opt (optima inside the grid only)
+                "seed_scatter_log2": float(np.std(inside, ddof=1)) if len(inside) > 1 else None,
             }
         )
         echo(

@@ -52,8 +52,9 @@ def real_step_sizes(model, x: jax.Array, y: jax.Array, lr: float) -> dict[str, f
 def layer_groups(sizes: dict[str, float]) -> dict[str, float]:
     """Per-layer values grouped so that models of different depths compare: input, the
     largest and the mean hidden layer, output."""
-    hidden = [v for k, v in sizes.items() if k not in ("input", "output")]
-    grouped = {k: sizes[k] for k in ("input", "output") if k in sizes}
+    ends = {k.split("/")[0]: k for k in sizes if k.split("/")[0] in ("input", "output")}
+    hidden = [v for k, v in sizes.items() if k not in ends.values()]
+    grouped = {role: sizes[k] for role, k in sorted(ends.items(), key=lambda e: e[0] != "input")}
     if hidden:
         grouped |= {"hidden (max)": max(hidden), "hidden (mean)": float(np.mean(hidden))}
     return grouped

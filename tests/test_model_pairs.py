@@ -26,7 +26,10 @@ FAMILIES = {
     "cnn2d": ((8, 8, 1), 3, (256, 512), 32),
     "resmlp": ((40,), 3, (512, 1024), 32),
     "resnet": ((8, 8, 1), 8, (64, 128), 8),
+    "vit": ((8, 8, 1), 2, (256, 512), 32),
 }
+# further ModelConfig fields per family (transformers are pre-LN: they need their norm)
+OPTIONS = {"vit": (("normalization", "layer"),)}
 FAST = {
     ("mlp", "mup"),
     ("mlp", "sp"),
@@ -35,6 +38,7 @@ FAST = {
     ("resnet", "mup"),
     ("resnet", "sp"),
     ("resmlp", "depth_mup"),
+    ("vit", "mup"),
 }
 
 
@@ -49,6 +53,7 @@ def spec(family, rule, base_depth=None):
         base_depth=base_depth,
         input_shape=shape,
         num_classes=10,
+        options=OPTIONS.get(family, ()),
     )
 
 
@@ -62,7 +67,8 @@ def cases(rules_for):
 
 
 def width_rules(family):
-    return ["mup"] + (["depth_mup", "completep"] if family.startswith("res") else [])
+    residual = family.startswith("res") or family == "vit"
+    return ["mup"] + (["depth_mup", "completep"] if residual else [])
 
 
 @pytest.mark.parametrize("family, rule", cases(width_rules))
@@ -101,3 +107,51 @@ def test_am_mup_maximal_update_lr_falls_with_depth_in_a_cnn():
     ]
     exponent = np.polyfit(np.log([2, 4, 8]), np.log(etas), 1)[0]
     assert -2.0 < exponent < -1.0, f"exponent {exponent:.2f}"
+
+
+# The lm reads tokens, which the probes' Gaussian inputs cannot stand in for: its pairs
+# measure update sizes on one window of random tokens against a Gaussian target.
+LM_WIDTHS, LM_LENGTH, LM_VOCAB = (256, 512), 8, 32
+
+
+def lm_update_sizes(rule, width, seeds=4):
+    import jax
+
+    from scaling.update import update_sizes
+
+    spec = ProbeModel(
+        model="lm",
+        rule=rule,
+        base_width=32,
+        base_depth=1,
+        input_shape=(LM_LENGTH,),
+        num_classes=LM_VOCAB,
+        options=(("normalization", "layer"),),
+    )
+    per_seed = []
+    for seed in range(seeds):
+        model = spec.build(width, 2, seed)
+        x = jax.random.randint(jax.random.key(1000 + seed), (1, LM_LENGTH), 0, LM_VOCAB)
+        y = jax.random.normal(jax.random.key(2000 + seed), (1, LM_LENGTH, LM_VOCAB))
+        per_seed.append(update_sizes(model, x, y))
+    return {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
+
+
+@pytest.mark.parametrize(
+    "rule, flat",
+    [
+        ("mup", True),
+        ("sp", False),
+        pytest.param("depth_mup", True, marks=pytest.mark.slow),
+        pytest.param("completep", True, marks=pytest.mark.slow),
+    ],
+)
+def test_lm_update_sizes_across_a_width_pair(rule, flat):
+    small, large = (lm_update_sizes(rule, w) for w in LM_WIDTHS)
+    ratios = {k: large[k] / small[k] for k in small}
+    assert {"input", "positions", "output"} <= set(ratios)
+    if flat:
+        broken = {k: r for k, r in ratios.items() if not 1 / 1.33 <= r <= 1.33}
+        assert not broken, f"update sizes moved across widths {LM_WIDTHS}: {broken}"
+    else:  # SP: the readout's update grows with width
+        assert ratios["output"] > 1.5, ratios

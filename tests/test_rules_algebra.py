@@ -25,7 +25,9 @@ def test_compose_applies_left_to_right_and_flattens_rules():
     rule = rules.compose(rules.mup, double_lr, rules.depth_lr(-1.0))
     meta = hidden(depth=8, base_depth=2, optimizer="sgd")
     assert rule(meta).lr == pytest.approx(rules.mup(meta).lr * 2 * (8 / 2) ** -1.0)
-    assert rule.pipeline == "he_init > mup_readout_init > mup_lr > double_lr > depth_lr(-1)"
+    assert rule.pipeline == (
+        "he_init > mup_readout_init > mup_lr > mup_attention > double_lr > depth_lr(-1)"
+    )
     assert rule.name == "mup+double_lr+depth_lr(-1)"
 
 

@@ -9,7 +9,7 @@ from flax import nnx
 
 import rules
 import zoo
-from training.steps import split_model
+from training.engine import split_model
 
 
 def mlp(rule, optimizer="sgd", width=128):
@@ -33,7 +33,7 @@ def test_one_sgd_step_is_lr_times_multiplier_times_gradient(rule):
     graphdef, params, rest = split_model(model)
     multipliers = rules.lr_multipliers(model)
     lr = 0.05
-    tx = rules.with_lr_multipliers(optax.sgd(lr), multipliers)
+    tx = rules.optimizer("sgd", lr, model)
     x = jax.random.normal(jax.random.key(1), (8, 12))
 
     def loss(p):

@@ -1,5 +1,7 @@
-"""Checkpoints: a SIGKILLed run resumes to exactly the uninterrupted result; a changed config
-or a damaged checkpoint is one line, status 2, and leaves the workdir as it was."""
+"""Checkpoints: a SIGKILLed run resumes to exactly the uninterrupted result (with a warm-up,
+a cosine schedule, clipping and augmentation: their state is the step and the optimizer's);
+a changed config or a damaged checkpoint is one line, status 2, and leaves the workdir as
+it was."""
 
 import os
 import shutil
@@ -13,7 +15,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(
     width=32, base_width=16, depth=2, steps=24, eval_every=8, log_every=4, batch_size=32,
-    checkpoint_every=8, keep_checkpoints=2, dataset="teacher", plots=False,
+    checkpoint_every=8, keep_checkpoints=2, dataset="digits", plots=False,
+    schedule="cosine", warmup_steps=4, clip_norm=1.0, augment="crop_flip",
 )  # fmt: skip
 FLAGS = [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in SETTINGS.items()]
 

@@ -1,6 +1,7 @@
 """Sharding over 8 CPU devices and a 2-process multi-host run, each in fresh subprocesses
 (XLA_FLAGS must be set before jax starts; the rest of the suite keeps one device)."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -37,6 +38,27 @@ def test_eight_devices_give_the_losses_of_one(eight_devices):
         np.testing.assert_allclose(
             eight_devices["test"][mesh], eight_devices["test"]["data:1"], rtol=0, atol=1e-5
         )
+
+
+def _nan(rows):
+    return np.array([[np.nan if v is None else v for v in row] for row in rows])
+
+
+def test_sweeps_on_eight_devices_equal_the_one_device_sweep(eight_devices):
+    """Members split over `members`, batches over `data`, or both: every member's losses,
+    test metrics and divergence equal the one-device sweep's."""
+    one = eight_devices["sweeps"]["data:1"]
+    assert one["diverged"] == [[False, True, False, False]] * 2
+    assert np.isfinite(_nan(one["final_train_loss"])[:, [0, 2, 3]]).all()
+    for mesh in ("data:8", "members:8", "members:4,data:2"):
+        sweep = eight_devices["sweeps"][mesh]
+        assert sweep["diverged"] == one["diverged"], mesh
+        assert sweep["diverged_at_step"] == one["diverged_at_step"], mesh
+        for key in ("final_train_loss", "test_loss", "test_accuracy"):
+            np.testing.assert_allclose(
+                _nan(sweep[key]), _nan(one[key]), rtol=0, atol=1e-6, err_msg=f"{mesh} {key}"
+            )
+        assert sweep["best_lr"] == one["best_lr"]
 
 
 def test_fsdp_splits_parameters_and_replication_does_not(eight_devices):
@@ -111,3 +133,48 @@ def test_two_processes_train_like_one(tmp_path):
     np.testing.assert_allclose(losses("mh"), losses("one"), rtol=0, atol=1e-5)
     # Both processes resumable: the final checkpoint was written by the pair.
     assert (tmp_path / "mh" / "checkpoints" / "8").is_dir()
+
+
+def test_two_processes_sweep_like_one(tmp_path):
+    """A sweep's members split over 2 processes x 2 devices equal the one-device sweep."""
+    port = free_port()
+    sweep = ["--optimizer=sgd", "--lrs=0.03,1e5,0.3,0.1", "--mesh=members:4"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "train.py",
+                *SMALL,
+                *sweep,
+                f"--workdir={tmp_path / 'mh'}",
+                "--num_processes=2",
+                f"--process_id={i}",
+                f"--coordinator_address=127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_with_devices(2),
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "mesh members:4 (4 cpu devices, 2 processes)" in outs[0][0]
+    assert "done:" in outs[0][0] and "done:" not in outs[1][0]
+
+    from training.config import TrainConfig
+    from training.loop import train
+
+    config = TrainConfig(**SETTINGS, optimizer="sgd", lrs="0.03,1e5,0.3,0.1")
+    train(dataclasses.replace(config, workdir=str(tmp_path / "one")), echo=lambda _: None)
+    mh, one = (json.loads((tmp_path / n / "sweep.json").read_text()) for n in ("mh", "one"))
+    assert mh["diverged"] == one["diverged"] == [[False, True, False, False]]
+    for key in ("final_train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(_nan(mh[key]), _nan(one[key]), rtol=0, atol=1e-6)

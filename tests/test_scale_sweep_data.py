@@ -65,3 +65,24 @@ def test_mock_tfds_dataset_trains(tmp_path):
     assert result.steps_done == 4 and not result.diverged
     assert json.loads((tmp_path / "config.json").read_text())["dataset"] == "fashion_mnist"
     assert len([r for r in read_metrics(str(tmp_path / "metrics.jsonl")) if "train_loss" in r]) == 4
+
+
+def test_sweep_member_equals_its_run_with_batch_norm_and_dropout(tmp_path):
+    """Both evaluate in eval mode (running statistics, no dropout): a sweep member's train
+    losses, test loss and test accuracy are those of its separate run.
+
+    No biases: a bias just before BatchNorm has a zero gradient up to rounding, and Adam
+    would turn that rounding noise (which differs between vmapped and plain programs) into
+    full-size steps of the running mean."""
+    config = dataclasses.replace(
+        SMALL, normalization="batch", dropout=0.5, optimizer="adam", bias=False, log_every=4
+    )
+    sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
+    train(dataclasses.replace(config, lrs="0.01,0.003", workdir=str(sweep_dir)), echo=quiet)
+    result = json.loads((sweep_dir / "sweep.json").read_text())
+    single = train(dataclasses.replace(config, lr=0.003, workdir=str(run_dir)), echo=quiet)
+    records = read_metrics(str(run_dir / "metrics.jsonl"))
+    last = [r["train_loss"] for r in records if "train_loss" in r][-config.log_every :]
+    assert result["final_train_loss"][0][1] == pytest.approx(np.mean(last), rel=1e-5)
+    assert result["test_loss"][0][1] == pytest.approx(single.test_loss, rel=1e-5)
+    assert result["test_accuracy"][0][1] == pytest.approx(single.test_accuracy, abs=1e-9)

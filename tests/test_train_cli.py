@@ -104,6 +104,8 @@ def test_divergence_stops_with_status_3_and_is_recorded(tmp_path):
         (["--dropout=-0.1"], ["--dropout"]),
         (["--kernel_size=0"], ["--kernel_size"]),
         (["--padding=reflect"], ["--padding", "zero", "circular"]),
+        (["--schedule=step"], ["--schedule", "cosine", "rsqrt"]),
+        (["--augment=crop"], ["--augment", "images", "--augment=none"]),  # mnist1d: 1-D
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, names, tmp_path):
@@ -149,7 +151,10 @@ def test_user_rule_from_a_file_is_found_by_name(tmp_path):
     workdir = tmp_path / "w"
     proc = run(*SMALL, f"--rules_module={rule_file}", "--rule=my_mup", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr
-    assert "rule my_mup: he_init > mup_readout_init > mup_lr > half_readout_lr" in proc.stdout
+    assert (
+        "rule my_mup: he_init > mup_readout_init > mup_lr > mup_attention > half_readout_lr"
+        in proc.stdout
+    )
     assert json.loads((workdir / "config.json").read_text())["rules_module"] == str(rule_file)
 
 
@@ -162,5 +167,7 @@ def test_mlp_trains_with_layer_norm_and_dropout(tmp_path):
 def test_help_lists_models_and_rules_and_exits_0():
     proc = run("--help")
     assert proc.returncode == 0, proc.stderr
-    for text in ("--model", "resnet", "--rule", "completep", "--lrs", "--mesh"):
+    for text in ("--model", "resnet", "--rule", "completep", "--lrs", "--mesh", "members"):
         assert text in proc.stdout, text
+    for flag in ("--schedule", "--warmup_steps", "--clip_norm", "--dtype", "--augment"):
+        assert flag in proc.stdout, flag

@@ -13,6 +13,8 @@ CASES = [
     ("cnn1d", (40,), dict(depth=4, normalization="batch", dropout=0.2)),
     ("cnn2d", (8, 8, 1), dict(depth=3, normalization="layer")),
     ("resmlp", (40,), dict(depth=4, normalization="layer", dropout=0.2)),
+    ("vit", (8, 8, 1), dict(depth=3, normalization="layer", dropout=0.2, heads=2)),
+    ("lm", (6,), dict(depth=3, normalization="rms", dropout=0.2, heads=2, positions="rotary")),
     # ~30 s on a 2-core CPU (building and tracing ResNet blocks), hence slow.
     pytest.param(
         "resnet",
@@ -53,7 +55,10 @@ def test_scanned_and_unrolled_agree(name, shape, kw):
                          nnx.state(scanned, nnx.Param))  # fmt: skip
     nnx.update(scanned, state)
     nnx.update(unrolled, state)
-    x = jax.random.normal(jax.random.key(1), (6, *shape))
+    if name == "lm":  # tokens of a vocabulary of 10
+        x = jax.random.randint(jax.random.key(1), (6, *shape), 0, 10)
+    else:
+        x = jax.random.normal(jax.random.key(1), (6, *shape))
     scanned.train(), unrolled.train()
     np.testing.assert_allclose(forward(scanned, x), forward(unrolled, x), rtol=1e-5, atol=1e-5)
     # Train mode updated the same running statistics and RNG counters in both.

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from training.config import ConfigError
+from training.errors import ConfigError
 
 # Settings that change where or how often things are written, or the device layout,
 # but not the trajectory: a resumed run may change them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 
-from training.config import ConfigError, TrainConfig
+from training.errors import ConfigError
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -19,7 +19,7 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def rendezvous(config: TrainConfig, poll_s: float = 0.5) -> None:
+def rendezvous(config, poll_s: float = 0.5) -> None:
     """Meet every process on the coordinator's port before JAX does, with plain sockets.
 
     Process 0 listens there until each other process has said hello (its id), for at most
@@ -50,7 +50,7 @@ def rendezvous(config: TrainConfig, poll_s: float = 0.5) -> None:
             time.sleep(poll_s)
 
 
-def _await_hellos(config: TrainConfig, host: str, port: int, deadline: float) -> None:
+def _await_hellos(config, host: str, port: int, deadline: float) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         server = socket.socket(infos[0][0], socket.SOCK_STREAM)
@@ -87,7 +87,7 @@ def _await_hellos(config: TrainConfig, host: str, port: int, deadline: float) ->
                     waiting.discard(int(hello))
 
 
-def initialize(config: TrainConfig) -> None:
+def initialize(config) -> None:
     """Join the run's processes (no-op for one process). Each process then sees every
     device of the run in `jax.devices()` and feeds only its own devices' data."""
     if config.num_processes == 1:

@@ -149,4 +149,6 @@ def progress_line(
     )
     if test:
         line += f" | test loss {test['test_loss']:.4f} acc {test['test_accuracy']:.3f}"
+        if "test_bits_per_byte" in test:
+            line += f" bpb {test['test_bits_per_byte']:.3f}"
     return line

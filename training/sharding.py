@@ -1,7 +1,8 @@
 """Where arrays live: a device mesh from `--mesh`, batch sharding, replicated or FSDP params.
 
-A mesh spec is `axis:size[,axis:size]` with axes `data` (the batch is split over it) and
-`model` (large parameter dimensions are split over it), e.g. `data:8` or `data:4,model:2`.
+A mesh spec is `axis:size[,axis:size]` with axes `data` (the batch is split over it),
+`model` (large parameter dimensions are split over it) and, for sweeps, `members` (the
+sweep's runs are split over it), e.g. `data:8`, `data:4,model:2` or `members:4,data:2`.
 Everything here works unchanged across processes (multi-host): arrays are built from each
 process's local part with `jax.make_array_from_callback` / `make_array_from_process_local_data`.
 """
@@ -17,9 +18,9 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from training.config import ConfigError
+from training.errors import ConfigError
 
-AXES = ("data", "model")
+AXES = ("data", "model", "members")
 
 
 def parse_mesh(spec: str, device_count: int) -> dict[str, int]:
@@ -30,7 +31,9 @@ def parse_mesh(spec: str, device_count: int) -> dict[str, int]:
     for part in spec.split(","):
         name, _, size = part.strip().partition(":")
         if name not in AXES:
-            raise ConfigError("mesh", f"unknown axis {name!r} in {spec!r}; axes are data, model")
+            raise ConfigError(
+                "mesh", f"unknown axis {name!r} in {spec!r}; axes are {', '.join(AXES)}"
+            )
         if name in axes:
             raise ConfigError("mesh", f"axis {name!r} given twice in {spec!r}")
         if not size.isdigit() or int(size) < 1:
@@ -53,6 +56,10 @@ class Plan:
     @property
     def model_size(self) -> int:
         return self.mesh.shape.get("model", 1)
+
+    @property
+    def members_size(self) -> int:
+        return self.mesh.shape.get("members", 1)
 
     def describe(self) -> str:
         axes = ",".join(f"{k}:{v}" for k, v in self.mesh.shape.items())
@@ -126,18 +133,36 @@ class Plan:
     def place_batches(self, x: np.ndarray, y: np.ndarray, indices: np.ndarray):
         """Gather this process's shard of the batches [K, B] and make global arrays of them."""
         local = indices[:, self.local_batch_slice(indices.shape[1])]
-        global_shape = indices.shape
+        return self.place_local_batches(x[local], y[local], indices.shape)
+
+    def place_local_batches(self, x_local: np.ndarray, y_local: np.ndarray, global_shape):
+        """Global batches [K, B, ...] from this process's examples of them (its columns,
+        `local_batch_slice`)."""
+        global_shape = tuple(global_shape)
         xs = jax.make_array_from_process_local_data(
-            self.batches, x[local], global_shape + x.shape[1:]
+            self.batches, x_local, global_shape + x_local.shape[2:]
         )
-        ys = jax.make_array_from_process_local_data(self.batches, y[local], global_shape)
+        ys = jax.make_array_from_process_local_data(
+            self.batches, y_local, global_shape + y_local.shape[2:]
+        )
         return xs, ys
 
 
-def make_plan(spec: str, fsdp: bool, batch_size: int) -> Plan:
-    """The mesh for `--mesh`; ConfigError when it does not fit the devices or the batch."""
+def make_plan(spec: str, fsdp: bool, batch_size: int, members: int = 0, default: str = "") -> Plan:
+    """The mesh for `--mesh` (`default` when empty: every device on data); ConfigError when
+    it does not fit the devices, the batch, or the `members` of a sweep (0: not a sweep)."""
     devices = jax.devices()
-    axes = parse_mesh(spec, len(devices))
+    axes = parse_mesh(spec or default, len(devices))
+    if "members" in axes and not members:
+        raise ConfigError("mesh", "the members axis is for sweeps (--lrs); use data or model")
+    if members and axes.get("model", 1) > 1:
+        raise ConfigError("mesh", "sweeps split members and data, not model; drop model:N")
+    if members and members % axes.get("members", 1):
+        raise ConfigError(
+            "mesh",
+            f"the sweep's {members} runs (lrs x seeds) do not divide over "
+            f"members:{axes['members']}; pick a divisor of {members}",
+        )
     needed = math.prod(axes.values())
     if needed > len(devices) or (jax.process_count() > 1 and needed != len(devices)):
         raise ConfigError(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import os
 
-from training.config import ConfigError, TrainConfig, model_default, sweep_lrs
-
 BYTES = 4  # float32
 CONV_MODELS = {"cnn1d": 1, "cnn2d": 2, "resnet": 2}  # model -> spatial dimensions of its kernel
 # Copies of each parameter a step holds: the value, its gradient, the update, the
@@ -76,56 +74,5 @@ def available_bytes() -> tuple[int, str]:
         return int(pages), "available RAM"
 
 
-def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> int:
-    settings = {k: getattr(config, k) for k in ("width", "depth", "batch_size")} | override
-    params, activations = estimate(
-        config.model,
-        settings["width"],
-        settings["depth"],
-        settings["batch_size"],
-        config.kernel_size,
-        tuple(input_shape),
-        num_classes,
-    )
-    members = len(sweep_lrs(config)) * config.seeds or 1
-    copies = STATE_COPIES.get(config.optimizer, 5)
-    return members * BYTES * (copies * params + 2 * activations)
-
-
-def check_fits(
-    config: TrainConfig, input_shape, num_classes: int, available: tuple[int, str] | None = None
-) -> None:
-    """ConfigError naming the flag to lower when the run cannot fit in memory, and
-    --kernel_size when the kernel is larger than the input."""
-    spatial = tuple(input_shape[: CONV_MODELS.get(config.model, 0)])
-    if spatial and config.kernel_size > min(spatial):
-        raise ConfigError(
-            "kernel_size",
-            f"{config.kernel_size} is larger than the input ({'x'.join(map(str, spatial))}); "
-            f"use at most {min(spatial)}",
-        )
-    need = needed_bytes(config, input_shape, num_classes)
-    have, where = available or available_bytes()
-    if need <= have:
-        return
-    defaults = {
-        "width": model_default(config.model, "width"),
-        "depth": model_default(config.model, "depth"),
-        "batch_size": 128,
-    }
-    saved = {
-        flag: need - needed_bytes(config, input_shape, num_classes, **{flag: value})
-        for flag, value in defaults.items()
-        if value < getattr(config, flag)
-    }
-    flag = max(saved, key=saved.get) if saved else "width"
-    raise ConfigError(
-        flag,
-        f"the run needs at least {_gib(need)} (parameters, optimizer state and activations at "
-        f"--{flag}={getattr(config, flag)}), more than the {_gib(have)} of {where}; "
-        f"lower --{flag}",
-    )
-
-
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**27 else f"{n / 2**20:,.1f} MiB"

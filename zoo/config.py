@@ -8,7 +8,9 @@ import math
 import rules
 from rules.meta import LayerMeta, Role
 
-NORMALIZATIONS = ("none", "batch", "layer")
+NORMALIZATIONS = ("none", "batch", "layer", "rms")
+POSITIONS = ("learned", "rotary")  # transformers: position embeddings
+POOLINGS = ("cls", "mean")  # vit: class token or mean over patches
 PADDINGS = ("SAME", "CIRCULAR")
 
 
@@ -30,6 +32,14 @@ class ModelConfig:
     kernel_size: int = 3  # convolutions: kernel extent along every spatial axis
     padding: str = "SAME"  # convolutions: "SAME" (zeros) or "CIRCULAR"
     scan_blocks: bool = True  # run identical blocks with nnx.scan (False: a Python loop)
+    # --- transformers (lm, vit) ---
+    heads: int = 4  # attention heads; head_dim = width / heads grows with width
+    head_dim: int = 0  # > 0: fixed head size instead, heads = width / head_dim grow
+    mlp_ratio: int = 4  # MLP hidden units = mlp_ratio x width
+    positions: str = "learned"  # "learned" embeddings or "rotary" (RoPE on q and k)
+    tied: bool = False  # lm: readout shares the token embedding
+    pooling: str = "cls"  # vit: "cls" token or "mean" over patches
+    patch_size: int = 0  # vit: patch side (0: the image in a 4x4 grid, a sequence in 8)
 
     def __post_init__(self):
         if self.width < 1 or self.depth < 1:
@@ -54,6 +64,12 @@ class ModelConfig:
             raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
         if self.padding not in PADDINGS:
             raise ValueError(f"unknown padding {self.padding!r}; choose one of: SAME, CIRCULAR")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"unknown positions {self.positions!r}; choose learned or rotary")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose cls or mean")
+        if self.mlp_ratio < 1 or self.heads < 1 or self.head_dim < 0 or self.patch_size < 0:
+            raise ValueError("mlp_ratio and heads must be >= 1, head_dim and patch_size >= 0")
 
     @property
     def input_size(self) -> int:

@@ -26,7 +26,8 @@ def _init_and_metadata(meta: LayerMeta, rule: Rule, constant: float):
 
 
 def make_norm(kind: str, meta: LayerMeta, rule: Rule, *, rngs: nnx.Rngs) -> nnx.Module | None:
-    """BatchNorm or LayerNorm over the last axis (`meta.fan_out` features); None for "none".
+    """BatchNorm, LayerNorm or RMSNorm over the last axis (`meta.fan_out` features); None for
+    "none".
 
     `meta` is the norm's: role "norm", fan_out = the features (channels). BatchNorm
     normalises over batch and positions; LayerNorm over the channels of each position.
@@ -47,4 +48,7 @@ def make_norm(kind: str, meta: LayerMeta, rule: Rule, *, rngs: nnx.Rngs) -> nnx.
         return nnx.BatchNorm(meta.fan_out, momentum=0.9, **common)
     if kind == "layer":
         return nnx.LayerNorm(meta.fan_out, **common)
-    raise ValueError(f"unknown normalization {kind!r}; choose one of: none, batch, layer")
+    if kind == "rms":  # scale only: no bias
+        del common["bias_init"], common["bias_metadata"]
+        return nnx.RMSNorm(meta.fan_out, **common)
+    raise ValueError(f"unknown normalization {kind!r}; choose one of: none, batch, layer, rms")

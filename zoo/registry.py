@@ -18,6 +18,8 @@ MODELS: dict[str, str] = {
     "cnn1d": "zoo.cnn:CNN1D",
     "cnn2d": "zoo.cnn:CNN2D",
     "resnet": "zoo.resnet:ResNet",
+    "lm": "zoo.lm:LM",
+    "vit": "zoo.vit:ViT",
 }
 
 # Offline dataset each model trains on unless --dataset says otherwise.
@@ -27,6 +29,8 @@ DEFAULT_DATASETS: dict[str, str] = {
     "cnn1d": "mnist1d",
     "cnn2d": "digits",
     "resnet": "digits",
+    "lm": "grammar_text",
+    "vit": "digits",
 }
 
 

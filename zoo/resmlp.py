@@ -29,8 +29,10 @@ class DenseBlock(nnx.Module):
         w = c.width
         self.norm = _norm(c, rule, rngs, **fields)
         # The stream is a sum of pre-activations (gain 1); W2 reads activated units.
-        first = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=1.0, **fields)
-        second = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=c.gain, **fields)
+        first = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=1.0,
+                       branch_index=0, branch_layers=2, **fields)  # fmt: skip
+        second = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=c.gain,
+                        branch_index=1, branch_layers=2, **fields)  # fmt: skip
         self.dense1 = Linear(first, rule, use_bias=c.use_bias, rngs=rngs)
         self.dense2 = Linear(second, rule, use_bias=c.use_bias, rngs=rngs)
         self.activation = ACTIVATIONS[c.activation]

@@ -41,8 +41,8 @@ class BasicBlock(nnx.Module):
             return nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
 
         self.norm1, self.norm2 = norm(c_in), norm(c_out)
-        self.conv1 = conv(c_in * k[0] * k[1], k, stride)
-        self.conv2 = conv(c_out * k[0] * k[1], k, 1)
+        self.conv1 = conv(c_in * k[0] * k[1], k, stride, branch_index=0, branch_layers=2)
+        self.conv2 = conv(c_out * k[0] * k[1], k, 1, branch_index=1, branch_layers=2)
         self.shortcut = nnx.data(None)
         if stride != 1 or c_in != c_out:
             self.shortcut = conv(c_in, (1, 1), stride, in_residual_branch=False)

@@ -45,6 +45,15 @@ replicated = make_plan("data:8", fsdp=False, batch_size=32)
 kernel = replicated.place(np.zeros((32, 32)), replicated.param_shardings(np.zeros((32, 32))))
 out["replicated_shard_shape"] = list(kernel.addressable_shards[0].data.shape)
 
+# Sweeps: 4 lrs (one diverging) x 2 seeds = 8 members on several meshes.
+out["sweeps"] = {}
+for mesh in ("data:1", "data:8", "members:8", "members:4,data:2"):
+    workdir = os.path.join(root, "sweep_" + mesh.replace(":", "").replace(",", "_"))
+    sweep = dict(small, optimizer="sgd", lrs="0.03,1e5,0.3,0.1", seeds=2, eval_every=12)
+    train(TrainConfig(**sweep, mesh=mesh, workdir=workdir), echo=lambda _: None)
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        out["sweeps"][mesh] = json.load(f)
+
 for mesh, batch in (("data:16", 32), ("data:8", 30), ("data:2,model:2,data:2", 32)):
     try:
         make_plan(mesh, fsdp=False, batch_size=batch)

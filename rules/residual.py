@@ -1,0 +1,40 @@
+"""Residual branches in users' own blocks: the factor on a branch's output under a rule.
+
+Depth rules (depth_mup, completep, am_mup) see a residual block through two things: the
+parameters inside its branch (`LayerMeta(in_residual_branch=True, num_blocks=K,
+depth=K, base_depth=K0)`, what `branch_fields` returns) and the multiplier where the
+branch joins the stream, `x + residual_multiplier(rule, K, K0) * branch(x)`.
+"""
+
+from __future__ import annotations
+
+from rules.algebra import Rule
+from rules.meta import LayerMeta
+
+
+def branch_fields(num_blocks: int, base_blocks: int, block: int | None = None) -> dict:
+    """LayerMeta fields of a parameter inside residual block `block` of `num_blocks`
+    (depth rules count blocks, relative to `base_blocks`)."""
+    return dict(
+        depth=num_blocks,
+        base_depth=base_blocks,
+        num_blocks=num_blocks,
+        block=block,
+        in_residual_branch=True,
+    )
+
+
+def residual_multiplier(
+    rule: Rule, num_blocks: int, base_blocks: int, width: int = 1, base_width: int | None = None
+) -> float:
+    """The rule's factor on a residual branch's output (role "branch"): depth_mup
+    (K/K0)^-1/2, completep (K/K0)^-1, 1 for rules without branch multipliers."""
+    meta = LayerMeta(
+        role="branch",
+        fan_in=width,
+        fan_out=width,
+        base_fan_in=base_width,
+        base_fan_out=base_width,
+        **branch_fields(num_blocks, base_blocks),
+    )
+    return rule(meta).multiplier

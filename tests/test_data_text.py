@@ -1,0 +1,109 @@
+"""The offline text set: the same bytes everywhere, windows, baseline, and lm/vit runs."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data
+from data import text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# SHA-256 of train + b"\0" + test. A change here changes every text result: bump it only
+# with a deliberate change of the language, and say so in WORKSPACE.md.
+CORPUS_SHA256 = "a94c6cf597a569ce211133626324e4fca6f4fc9ee4c8c25531091334a891152f"
+
+
+def test_corpus_is_the_same_bytes_on_every_machine():
+    assert text.corpus_sha256() == CORPUS_SHA256
+
+
+def test_the_prng_is_splitmix64():
+    # reference values of splitmix64 seeded with 0 (Vigna's C implementation)
+    rng = text.SplitMix64(0)
+    assert [rng.next() for _ in range(2)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4]
+
+
+def test_text_has_the_structure_it_claims():
+    train, _ = text.corpus()
+    words = train.decode("ascii").split()
+    assert "sees" in words and "see" in words and "an" in words
+    # agreement: a singular subject "The cat" is never followed by a plural verb
+    sentence_pairs = set(zip(words, words[1:], words[2:]))
+    assert ("The", "cat", "see") not in sentence_pairs
+    assert train.count(b"\n") > 1000  # paragraphs
+
+
+def test_windows_are_inputs_and_next_bytes():
+    dataset = data.load("grammar_text", seq_len=32)
+    assert dataset.x_train.shape[1] == 32 and dataset.x_train.dtype == np.int32
+    np.testing.assert_array_equal(dataset.x_train[0, 1:], dataset.y_train[0, :-1])
+    np.testing.assert_array_equal(dataset.x_train[1, 0], dataset.y_train[0, -1])
+    assert dataset.num_classes == 256
+
+
+def test_unigram_baseline_is_the_cross_entropy_of_byte_frequencies():
+    train = np.array([0, 0, 0, 1], np.uint8)
+    test = np.array([0, 1], np.uint8)
+    counts = np.ones(256)
+    counts[0] += 3
+    counts[1] += 1
+    p = counts / counts.sum()
+    expected = -(math.log(p[0]) + math.log(p[1])) / 2
+    assert text.unigram_loss(train, test) == pytest.approx(expected)
+    dataset = data.load("grammar_text")
+    assert 2.5 < dataset.unigram_loss < 3.5  # English-like bytes: ~4.3 bits
+    assert "unigram baseline" in dataset.summary()
+    assert dataset.extra_metrics(math.log(2)) == {"bits_per_byte": pytest.approx(1.0)}
+
+
+def test_bad_window_length_is_a_value_error():
+    with pytest.raises(ValueError, match="seq_len"):
+        data.load("grammar_text", seq_len=0)
+
+
+def run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--model=lm", "--dataset=digits"], "--dataset"),
+        (["--model=vit", "--dataset=grammar_text"], "--dataset"),
+        (["--model=lm", "--seq_len=0"], "--seq_len"),
+        (["--model=lm", "--heads=3"], "--heads"),
+        (["--model=lm", "--head_dim=48"], "--head_dim"),
+        (["--model=lm", "--positions=absolute"], "--positions"),
+        (["--model=vit", "--pooling=max"], "--pooling"),
+        (["--model=vit", "--patch_size=3"], "--patch_size"),
+    ],
+)
+def test_bad_transformer_settings_are_one_line_and_status_2(args, flag, tmp_path):
+    proc = run(*args, "--steps=1", f"--workdir={tmp_path / 'w'}")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {flag}"), proc.stderr
+
+
+def test_a_small_lm_learns_below_the_unigram_baseline(tmp_path):
+    workdir = tmp_path / "lm"
+    proc = run(
+        "--model=lm", "--width=32", "--base_width=32", "--depth=1", "--base_depth=1",
+        "--seq_len=16", "--steps=150", "--eval_every=150", "--log_every=150", "--lr=1e-2",
+        "--checkpoint_every=0", "--plots=false", "--tied", f"--workdir={workdir}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "unigram baseline" in proc.stdout and "bits per byte" in proc.stdout
+    last = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()][-1]
+    baseline = data.load("grammar_text").unigram_loss
+    assert last["test_loss"] < 0.75 * baseline, (last, baseline)
+    assert last["test_bits_per_byte"] == pytest.approx(last["test_loss"] / math.log(2))

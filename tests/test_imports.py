@@ -1,0 +1,77 @@
+"""The import structure: the engine and the measurements never reach the command-line app,
+and no modules import each other (in a cycle), counting imports inside functions."""
+
+import ast
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("training", "scaling", "rules", "zoo", "data")
+# The command-line app: train.py and the training modules that read its settings.
+APP = {
+    "train",
+    "training.config",
+    "training.loop",
+    "training.fits",
+    "training.single",
+    "training.sweep",
+    "training.recipe",
+    "training.checkpoint",
+    "training.progress",
+    "training.distributed",
+}
+ENGINE = ("training.engine", "training.models", "training.schedules", "training.optimizers")
+
+
+def module_names() -> list[str]:
+    names = ["train"]
+    for package in PACKAGES:
+        for file in sorted(os.listdir(os.path.join(ROOT, package))):
+            if file.endswith(".py") and file != "__init__.py":
+                names.append(f"{package}.{file[:-3]}")
+    return names
+
+
+def imports_of(module: str, known: set[str]) -> set[str]:
+    path = os.path.join(ROOT, *module.split(".")) + ".py"
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in known and name != module}
+
+
+GRAPH = {m: imports_of(m, set(module_names())) for m in module_names()}
+
+
+def reachable(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in GRAPH[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+@pytest.mark.parametrize("module", ENGINE + tuple(m for m in GRAPH if m.startswith("scaling.")))
+def test_engine_and_measurements_never_reach_the_app(module):
+    assert not reachable(module) & APP, sorted(reachable(module) & APP)
+
+
+def test_no_import_cycles():
+    cycles = sorted(m for m in GRAPH if m in reachable(m))
+    assert not cycles
+
+
+def test_the_graph_is_read():  # the checks above would pass on an empty graph
+    assert "training.engine" in GRAPH["training.single"]
+    assert "training.engine" in GRAPH["scaling.grid"]
+    assert (
+        "training.single" in GRAPH["training.loop"] and "training.sweep" in GRAPH["training.loop"]
+    )

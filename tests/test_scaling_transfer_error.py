@@ -1,0 +1,105 @@
+"""The optimum finder on curves with known minima, and one small transfer-error run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scaling import optimum
+from scaling.setup import geometric_grid
+
+
+def parabola(lrs, center, curvature=0.3, floor=0.5):
+    return floor + curvature * (np.log2(lrs) - np.log2(center)) ** 2
+
+
+GRID = geometric_grid(1e-3, 1.0, 21)  # 2^(1/2) spacing, roughly
+
+
+@pytest.mark.parametrize("center", [0.0123, 0.05, 0.3])
+def test_parabola_minimum_found_between_grid_points(center):
+    found = optimum.find(GRID, parabola(GRID, center))
+    assert found.where == optimum.INSIDE
+    assert np.log2(found.lr) == pytest.approx(np.log2(center), abs=1e-6)
+    assert found.loss == pytest.approx(0.5, abs=1e-9)
+
+
+def test_asymmetric_curve_refined_within_a_grid_step():
+    """A loss wall on the right (divergence) pulls a 5-point fit; it stays within one step."""
+    losses = parabola(GRID, 0.05) + np.where(GRID > 0.1, 5 * (np.log2(GRID / 0.1)) ** 2, 0.0)
+    found = optimum.find(GRID, losses)
+    step = np.log2(GRID[1] / GRID[0])
+    assert abs(np.log2(found.lr / 0.05)) < step
+
+
+def test_edge_minimum_is_reported_off_the_grid():
+    below = optimum.find(GRID, parabola(GRID, 1e-5))
+    above = optimum.find(GRID, parabola(GRID, 10.0))
+    assert (below.where, below.lr) == (optimum.BELOW, GRID[0])
+    assert (above.where, above.lr) == (optimum.ABOVE, GRID[-1])
+    assert not below.found and not above.found
+    wider = optimum.widened(GRID, optimum.ABOVE, 3)
+    assert len(wider) == len(GRID) + 3 and wider[-1] == pytest.approx(
+        GRID[-1] * (GRID[1] / GRID[0]) ** 3
+    )
+
+
+def test_diverged_lrs_and_seed_mean():
+    losses = np.array([[1.0, 0.5, 0.7, np.inf], [1.2, 0.6, 0.5, 0.9]])
+    curve = optimum.seed_mean(losses)
+    assert curve[:3] == pytest.approx([1.1, 0.55, 0.6]) and curve[3] == np.inf
+    assert optimum.find([1, 2, 4, 8], [np.inf] * 4).where == optimum.DIVERGED
+    with pytest.raises(ValueError, match="increasing"):
+        optimum.find([1, 4, 2], [1, 0, 1])
+
+
+def test_seed_scatter_is_the_std_of_per_seed_optima_in_log2():
+    optima = [optimum.find(GRID, parabola(GRID, c)) for c in (0.01, 0.02, 0.04)]
+    assert optimum.scatter_log2(optima) == pytest.approx(1.0, abs=1e-6)
+    assert optimum.scatter_log2(optima[:1]) is None
+
+
+def test_interpolate_in_log2_lr():
+    assert optimum.interpolate([1, 4], [1.0, 3.0], 2.0) == pytest.approx(2.0)
+    assert optimum.interpolate([1, 4], [1.0, 3.0], 8.0) == np.inf
+
+
+def test_transfer_error_end_to_end(tmp_path, capsys):
+    """A tiny MLP width sweep through the command line: JSON, PNG and a table."""
+    from absl import flags
+
+    from scaling.__main__ import main
+
+    args = ["scaling", "--model=mlp", "--rule=mup", "--widths=16,64", "--depths=2",
+            "--seeds=2", "--steps=30", "--optimizer=adam", "--lrs=0.003,0.01,0.03,0.1,0.3",
+            f"--out={tmp_path}", "transfer_error"]  # fmt: skip
+    flags.FLAGS.unparse_flags()
+    main(flags.FLAGS(args))
+    flags.FLAGS.unparse_flags()
+    record = json.loads((tmp_path / "transfer_error.json").read_text())
+    assert (tmp_path / "transfer_error.png").stat().st_size > 0
+    proxy, (target,) = record["proxy"], record["targets"]
+    assert proxy["width"] == 16 and target["width"] == 64
+    assert len(proxy["loss"]) == 2 and len(proxy["loss"][0]) == len(proxy["lrs"]) >= 5
+    assert record["proxy_sweep_seconds"] > 0
+    if proxy["where"] == target["where"] == "inside":
+        expected = abs(np.log2(proxy["lr_opt"] / target["lr_opt"]))
+        assert target["transfer_error_log2"] == pytest.approx(expected)
+        assert target["loss_penalty"] is not None
+    table = capsys.readouterr().out
+    assert "transfer error (log2)" in table and "proxy sweep:" in table
+
+
+def test_maxlr_seed_optima_are_each_seeds_largest_success():
+    from scaling.maxlr import seed_optima
+
+    tried = [(0.1, [0.95, 0.5]), (0.2, [0.92, 0.91]), (0.4, [0.3, 0.95]), (0.8, [0.1, 0.1])]
+    assert seed_optima(tried, 0.9) == [0.2, 0.4]
+    assert seed_optima([(0.1, [0.1])], 0.9) == [None]
+
+
+def test_probe_scatter_is_log2_std_over_seeds():
+    from scaling.probes import _scatter
+
+    assert _scatter([1.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert _scatter([1.0, None, float("nan")]) is None

@@ -1,0 +1,59 @@
+"""Will a run fit in memory? `check_fits(config, ...)`: the flags' side of training/sizes.py
+(which estimates sizes without knowing about flags, so probes can use it too)."""
+
+from __future__ import annotations
+
+from training.config import TrainConfig, model_default, sweep_lrs
+from training.errors import ConfigError
+from training.sizes import BYTES, CONV_MODELS, STATE_COPIES, available_bytes, estimate, gib
+
+
+def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> int:
+    settings = {k: getattr(config, k) for k in ("width", "depth", "batch_size")} | override
+    params, activations = estimate(
+        config.model,
+        settings["width"],
+        settings["depth"],
+        settings["batch_size"],
+        config.kernel_size,
+        tuple(input_shape),
+        num_classes,
+    )
+    members = len(sweep_lrs(config)) * config.seeds or 1
+    copies = STATE_COPIES.get(config.optimizer, 5)
+    return members * BYTES * (copies * params + 2 * activations)
+
+
+def check_fits(
+    config: TrainConfig, input_shape, num_classes: int, available: tuple[int, str] | None = None
+) -> None:
+    """ConfigError naming the flag to lower when the run cannot fit in memory, and
+    --kernel_size when the kernel is larger than the input."""
+    spatial = tuple(input_shape[: CONV_MODELS.get(config.model, 0)])
+    if spatial and config.kernel_size > min(spatial):
+        raise ConfigError(
+            "kernel_size",
+            f"{config.kernel_size} is larger than the input ({'x'.join(map(str, spatial))}); "
+            f"use at most {min(spatial)}",
+        )
+    need = needed_bytes(config, input_shape, num_classes)
+    have, where = available or available_bytes()
+    if need <= have:
+        return
+    defaults = {
+        "width": model_default(config.model, "width"),
+        "depth": model_default(config.model, "depth"),
+        "batch_size": 128,
+    }
+    saved = {
+        flag: need - needed_bytes(config, input_shape, num_classes, **{flag: value})
+        for flag, value in defaults.items()
+        if value < getattr(config, flag)
+    }
+    flag = max(saved, key=saved.get) if saved else "width"
+    raise ConfigError(
+        flag,
+        f"the run needs at least {gib(need)} (parameters, optimizer state and activations at "
+        f"--{flag}={getattr(config, flag)}), more than the {gib(have)} of {where}; "
+        f"lower --{flag}",
+    )

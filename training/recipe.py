@@ -1,0 +1,57 @@
+"""What a run's settings turn into: the model, the optimizer and the compute dtype.
+
+Shared by single runs (training/single.py) and sweeps (training/sweep.py), so a
+sweep member is built exactly like its separate run.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+import data
+import rules
+from training.config import TrainConfig
+from training.errors import ConfigError
+from training.models import ModelChoice
+from training.optimizers import make_optimizer
+from training.schedules import with_schedule_and_clipping
+
+
+def build_model(config: TrainConfig, dataset: data.Dataset, seed: int | None = None):
+    """The zoo model of `config` for `dataset`, seeded from `seed` (default `config.seed`);
+    ConfigError when the rule does not fit the model."""
+    choice = ModelChoice.from_settings(config)
+    seed = config.seed if seed is None else seed
+    try:
+        return choice.build(dataset.input_shape, dataset.num_classes, seed)
+    except rules.RuleError as e:
+        raise ConfigError("rule", f"{e} (--model={config.model})") from None
+
+
+def build_optimizer(config: TrainConfig, model, lr: float | None = None):
+    """The rule's optimizer for `model` at peak lr `lr` (default `config.lr`), with the
+    schedule and gradient clipping of `config`; the lr is injected state (sweeps set it)."""
+    optimizer = make_optimizer(
+        config.optimizer,
+        config.lr if lr is None else lr,
+        rules.param_scales(model),
+        config.momentum,
+        config.weight_decay_value,
+    )
+    return with_schedule_and_clipping(
+        optimizer, config.schedule, config.steps, config.warmup_steps, config.clip_norm
+    )
+
+
+def compute_dtype(config: TrainConfig):
+    """None for float32 (no casts at all), else the jnp dtype of `--dtype`."""
+    return None if config.dtype == "float32" else jnp.dtype(config.dtype)
+
+
+def check_augmentation(config: TrainConfig, dataset: data.Dataset) -> None:
+    if config.augment != "none" and len(dataset.input_shape) != 3:
+        raise ConfigError(
+            "augment",
+            f"{config.augment} needs images [height, width, channels], but {dataset.name} "
+            f"has inputs of shape {dataset.input_shape}; use --augment=none",
+        )

@@ -1,0 +1,140 @@
+"""The pieces `lm` and `vit` share: the pre-LN block, embeddings, rotary positions, the stack.
+
+Block (pre-LN, both branches residual):
+    h = h + m * proj(attention(norm1(h)))
+    h = h + m * fc2(act(fc1(norm2(h))))
+m is the rule's branch multiplier (depth_mup, completep), the logits are `logit_scale x q.k`
+with the rule's attention scale (muP: sqrt(d0)/d), q, k, v from one fused `qkv` layer.
+Every weight is a `rules.Linear` of role "hidden" in a residual branch; the stream is a sum
+of pre-activations, so layers reading it (qkv, fc1) have gain 1 and fc2 the activation's.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import rules
+from rules import Linear, Rule
+from rules.nnx_layers import record_preactivation, scaled_param
+from zoo.activations import ACTIVATIONS
+from zoo.config import ModelConfig
+from zoo.norms import make_norm
+from zoo.residual import branch_fields, branch_multiplier
+from zoo.stack import run_stack, stack
+
+
+def attention_shape(c: ModelConfig) -> tuple[int, int, int | None]:
+    """(heads, head_dim, base head_dim): `--head_dim` fixes the head size (heads grow with
+    width, base None: the size does not scale); otherwise `--heads` is fixed and the head
+    size width / heads grows (its base is base_width / heads)."""
+    if c.head_dim:
+        if c.width % c.head_dim:
+            raise ValueError(f"width {c.width} is not a multiple of head_dim {c.head_dim}")
+        return c.width // c.head_dim, c.head_dim, None
+    base = c.base_width or c.width
+    if c.width % c.heads or base % c.heads:
+        raise ValueError(f"width {c.width} and base width {base} must be multiples of heads")
+    return c.heads, c.width // c.heads, base // c.heads
+
+
+def check_shape(c: ModelConfig) -> None:
+    """ValueError for a transformer shape that cannot be built (cheap: no parameters)."""
+    _, head_dim, _ = attention_shape(c)
+    if c.positions == "rotary" and head_dim % 2:
+        raise ValueError(f"rotary positions need an even head_dim, got {head_dim}")
+
+
+def rotary(x: jax.Array, base: float = 10000.0) -> jax.Array:
+    """Rotary position embedding (Su et al. 2021) of x [batch, length, heads, head_dim]:
+    pairs (x_i, x_{i + d/2}) rotated by angle position x base^(-2i/d)."""
+    length, half = x.shape[1], x.shape[-1] // 2
+    frequencies = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angles = jnp.arange(length, dtype=jnp.float32)[:, None] * frequencies  # [length, half]
+    cos, sin = jnp.cos(angles)[None, :, None, :], jnp.sin(angles)[None, :, None, :]
+    first, second = x[..., :half], x[..., half:]
+    return jnp.concatenate([first * cos - second * sin, first * sin + second * cos], -1)
+
+
+class Embedding(nnx.Module):
+    """A table [count, width] of role "input" whose rows are looked up (tokens) or added
+    (positions, the class token). A row is a one-hot input, so fan_in = 1: the table's
+    entries get the input layer's init (std sqrt(gain) = 1), LR and multiplier."""
+
+    def __init__(self, c: ModelConfig, rule: Rule, count: int, *, rngs: nnx.Rngs, **fields):
+        meta = c.meta("input", 1, c.width, scales_in=False, scales_out=True, gain=1.0, **fields)
+        self.table = scaled_param(rngs.params(), (count, c.width), meta, rule)
+        self.multiplier = self.table.scales.multiplier
+        self.record = False
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        return record_preactivation(self, self.table[...][tokens] * self.multiplier)
+
+    def rows(self, count: int) -> jax.Array:
+        """The first `count` rows, multiplied: [count, width]."""
+        return self.table[...][:count] * self.multiplier
+
+
+class TransformerBlock(nnx.Module):
+    """One pre-LN block: attention branch, then MLP branch (dropout at each branch's end)."""
+
+    def __init__(self, c: ModelConfig, rule: Rule, fields: dict, causal: bool, *, rngs):
+        w, hidden = c.width, c.mlp_ratio * c.width
+        self.heads, self.head_dim, base_head_dim = attention_shape(c)
+
+        def linear(fan_in: int, fan_out: int, gain: float) -> Linear:
+            meta = c.meta("hidden", fan_in, fan_out, scales_in=True, scales_out=True, gain=gain,
+                          **fields)  # fmt: skip
+            return Linear(meta, rule, use_bias=c.use_bias, rngs=rngs)
+
+        def norm():
+            meta = c.meta("norm", 1, w, scales_in=False, scales_out=True, gain=1.0, **fields)
+            return nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
+
+        self.norm1, self.norm2 = norm(), norm()
+        self.qkv = linear(w, 3 * w, 1.0)
+        self.proj = linear(w, w, 1.0)
+        self.fc1 = linear(w, hidden, 1.0)
+        self.fc2 = linear(hidden, w, c.gain)
+        self.activation = ACTIVATIONS[c.activation]
+        self.dropout = nnx.data(nnx.Dropout(c.dropout, rngs=rngs) if c.dropout else None)
+        self.causal = causal
+        self.rotary = c.positions == "rotary"
+        self.logit_scale = rules.logit_scale(rule, self.head_dim, base_head_dim)
+        self.branch_multiplier = branch_multiplier(c, rule, w, fields)
+
+    def _drop(self, x: jax.Array) -> jax.Array:
+        return self.dropout(x) if self.dropout is not None else x
+
+    def attention(self, u: jax.Array) -> jax.Array:
+        batch, length, width = u.shape
+        q, k, v = jnp.split(self.qkv(u).reshape(batch, length, self.heads, -1), 3, axis=-1)
+        if self.rotary:
+            q, k = rotary(q), rotary(k)
+        a = rules.dot_product_attention(q, k, v, scale=self.logit_scale, is_causal=self.causal)
+        return self.proj(a.reshape(batch, length, width))
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        u = self.norm1(h) if self.norm1 is not None else h
+        h = h + self.branch_multiplier * self._drop(self.attention(u))
+        u = self.norm2(h) if self.norm2 is not None else h
+        u = self._drop(self.activation(self.fc1(u)))
+        return h + self.branch_multiplier * self.fc2(u)
+
+
+class Trunk(nnx.Module):
+    """K = depth stacked blocks (scanned) and the final norm."""
+
+    def __init__(self, c: ModelConfig, rule: Rule, causal: bool, *, rngs: nnx.Rngs):
+        check_shape(c)
+        fields = branch_fields(c.depth, c.base_depth or c.depth)
+        self.blocks = stack(lambda r: TransformerBlock(c, rule, fields, causal, rngs=r),
+                            c.depth, rngs)  # fmt: skip
+        self.scan = c.scan_blocks
+        meta = c.meta("norm", 1, c.width, scales_in=False, scales_out=True, gain=1.0)
+        self.norm = nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        h = run_stack(self.blocks, h, scan=self.scan)
+        return self.norm(h) if self.norm is not None else h
