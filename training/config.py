@@ -369,8 +369,9 @@ def validate_processes(config: TrainConfig) -> None:
             )
 
 
-def validate_mesh(spec: str) -> None:
-    """The grammar of --mesh (device counts and sweep sizes are checked by training.sharding)."""
+def validate_mesh(spec: str, members: int = 0) -> None:
+    """The grammar of --mesh and its members axis against the sweep's `members` runs (0: not
+    a sweep), in training.sharding's words; device counts are checked there."""
     if not spec.strip():
         return
     from training.sharding import AXES
@@ -387,6 +388,14 @@ def validate_mesh(spec: str) -> None:
         if not size.isdigit() or int(size) < 1:
             raise ConfigError("mesh", f"axis {name!r} needs a size >= 1 like {name}:2, in {spec!r}")
         axes[name] = int(size)
+    if "members" in axes and not members:
+        raise ConfigError("mesh", "the members axis is for sweeps (--lrs); use data or model")
+    if members and members % axes.get("members", 1):
+        raise ConfigError(
+            "mesh",
+            f"the sweep's {members} runs (lrs x seeds) do not divide over "
+            f"members:{axes['members']}; pick a divisor of {members}",
+        )
     if "data" not in axes:
         raise ConfigError(
             "mesh", f"needs a data axis (e.g. data:1,model:2 or members:4,data:1), got {spec!r}"
@@ -401,7 +410,7 @@ def validate_scale(config: TrainConfig) -> None:
     if config.checkpoint_every < 0:
         raise ConfigError("checkpoint_every", f"must be >= 0, got {config.checkpoint_every}")
     validate_processes(config)
-    validate_mesh(config.mesh)
+    validate_mesh(config.mesh, len(sweep_lrs(config)) * config.seeds)
     if sweep_lrs(config):
         if config.fsdp:
             raise ConfigError("fsdp", "sweeps (--lrs) copy each run's parameters; drop --fsdp")
