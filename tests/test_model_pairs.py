@@ -28,8 +28,11 @@ FAMILIES = {
     "resnet": ((8, 8, 1), 8, (64, 128), 8),
     "vit": ((8, 8, 1), 2, (256, 512), 32),
 }
-# further ModelConfig fields per family (transformers are pre-LN: they need their norm)
-OPTIONS = {"vit": (("normalization", "layer"),)}
+# further ModelConfig fields per family. Transformers are pre-LN: they need their norm. Their
+# blocks run as a Python loop here: the probes run eagerly, and an eager nnx.scan compiles
+# its body again for every model (scanned == unrolled is tested in test_zoo_stack.py).
+TRANSFORMER = (("normalization", "layer"), ("scan_blocks", False))
+OPTIONS = {"vit": TRANSFORMER}
 FAST = {
     ("mlp", "mup"),
     ("mlp", "sp"),
@@ -126,7 +129,7 @@ def lm_update_sizes(rule, width, seeds=4):
         base_depth=1,
         input_shape=(LM_LENGTH,),
         num_classes=LM_VOCAB,
-        options=(("normalization", "layer"),),
+        options=TRANSFORMER,
     )
     per_seed = []
     for seed in range(seeds):
