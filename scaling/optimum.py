@@ -1,11 +1,12 @@
 """The best learning rate of a swept loss curve, robustly.
 
 Losses arrive as [seed, lr] (each already averaged over the last steps of training). The
-optimum is the argmin of the seed-mean curve, refined by a least-squares parabola in log2 LR
-through the argmin and its finite neighbours (up to two on each side), and kept within one
-grid step of the argmin. An argmin at either end of the grid is not an optimum: it is
-reported as "below" or "above" the grid, never as a number that looks found. The per-seed
-optima, refined the same way, give the seed scatter (their std in log2 LR).
+optimum is the argmin of the seed-mean curve, refined by the parabola in log2 LR through
+the argmin and its two neighbours, and kept within one grid step of the argmin (a wider
+least-squares fit was tried: a divergence wall on one side drags its vertex by a grid
+step). An argmin at either end of the grid is not an optimum: it is reported as "below"
+or "above" the grid, never as a number that looks found. The per-seed optima, refined the
+same way, give the seed scatter (their std in log2 LR).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class Optimum:
     lr: the refined optimum (the grid edge when `where` is not "inside").
     where: "inside", "below grid" (the smallest LR was best), "above grid", or
       "every lr diverged".
-    loss: the curve's value at `lr` (the parabola's minimum when refined).
+    loss: the lowest measured value of the curve (at the grid argmin; a parabola's minimum
+      is not used, it undershoots V-shaped curves and can go negative).
     """
 
     lr: float
@@ -36,8 +38,9 @@ class Optimum:
         return self.where == INSIDE
 
 
-def refine(log2_lrs: np.ndarray, losses: np.ndarray, best: int, reach: int = 2) -> tuple:
-    """(log2 lr, loss) at the vertex of a parabola fitted to `best` and its finite neighbours.
+def refine(log2_lrs: np.ndarray, losses: np.ndarray, best: int, reach: int = 1) -> tuple:
+    """(log2 lr, loss) at the vertex of a parabola fitted to `best` and its finite neighbours
+    (`reach` on each side; 1 = the three-point parabola).
 
     Falls back to the grid point when fewer than three finite points surround it or the
     fitted parabola does not open upwards; the vertex is clipped to one grid step around it.
@@ -72,8 +75,8 @@ def find(lrs, losses) -> Optimum:
         return Optimum(float(lrs[0]), BELOW, float(losses[0]))
     if best == lrs.size - 1:
         return Optimum(float(lrs[-1]), ABOVE, float(losses[-1]))
-    log2_lr, loss = refine(np.log2(lrs), losses, best)
-    return Optimum(float(2**log2_lr), INSIDE, loss)
+    log2_lr, _ = refine(np.log2(lrs), losses, best)
+    return Optimum(float(2**log2_lr), INSIDE, float(losses[best]))
 
 
 def seed_mean(losses) -> np.ndarray:
