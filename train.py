@@ -16,10 +16,10 @@ import sys
 
 from absl import app, flags, logging
 
-import data
 import rules
+import scaling_data as data
 import zoo
-from training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, model_default
+from scaling_training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, model_default
 
 HELP = {
     "model": f"model family: {', '.join(zoo.names())}",
@@ -131,10 +131,10 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
-    from training.config import validate_processes, with_model_defaults
-    from training.distributed import initialize
-    from training.loop import EXIT_DIVERGED, train
-    from training.outputs import EXIT_WRITE_FAILED
+    from scaling_training.config import validate_processes, with_model_defaults
+    from scaling_training.distributed import initialize
+    from scaling_training.loop import EXIT_DIVERGED, train
+    from scaling_training.outputs import EXIT_WRITE_FAILED
 
     try:
         config = with_model_defaults(config)  # so that messages below show real values

@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 
 # A target counts as met only from a quiet machine: above this 1-minute load average (per

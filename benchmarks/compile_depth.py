@@ -22,7 +22,7 @@ from flax import nnx
 
 import rules
 import zoo
-from training.engine import make_train_chunk, split_model
+from scaling_training.engine import make_train_chunk, split_model
 
 MODELS = {  # name -> (input shape, width)
     "resmlp": ((40,), 128),

@@ -3,7 +3,7 @@
     python benchmarks/compute_dtype.py [--widths 256 1024] [--steps=20] [--quick]
 
 muP MLP (input 784, depth 3, base width 64), batch 256, random data in memory, through
-`training.engine.make_train_chunk(..., compute_dtype)` as `train.py --dtype` runs it: params
+`scaling_training.engine.make_train_chunk(..., compute_dtype)` as `train.py --dtype` runs it: params
 and optimizer state float32, forward and backward in the compute dtype. Sides timed
 interleaved after a compile (medians of 5). XLA:CPU has no fast bfloat16 matmuls, so on a
 CPU this shows the cost of the casts; on GPUs and TPUs bfloat16 is where the speed is.
@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import rules
-from training import engine
-from training.models import ModelChoice
-from training.optimizers import make_optimizer
+from scaling_training import engine
+from scaling_training.models import ModelChoice
+from scaling_training.optimizers import make_optimizer
 
 
 def sides(width: int, steps: int) -> dict:

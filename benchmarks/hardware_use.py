@@ -4,7 +4,7 @@
 
 FLOPs of one step come from XLA's `cost_analysis()` of the compiled single step (the scan of
 a chunk would count its body once); the time per step is the median over interleaved chunks
-of `training.engine.make_train_chunk` (muP MLP, input 40, depth 3, Adam). The peak is a
+of `scaling_training.engine.make_train_chunk` (muP MLP, input 40, depth 3, Adam). The peak is a
 jitted 4096 x 4096 float32 matmul (2 n^3 FLOPs) timed in the same rounds. Target: the step
 reaches >= 50% of that peak for width 2048, batch 128.
 """
@@ -20,8 +20,8 @@ from flax import nnx
 
 import rules
 import zoo
-from training.engine import make_step, make_train_chunk, split_model
-from training.optimizers import make_optimizer
+from scaling_training.engine import make_step, make_train_chunk, split_model
+from scaling_training.optimizers import make_optimizer
 
 
 def flops_of(compiled) -> float:

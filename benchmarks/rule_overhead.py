@@ -27,8 +27,8 @@ from flax import nnx
 
 import rules
 import zoo
-from training.engine import loss_and_accuracy, make_train_chunk, split_model
-from training.optimizers import make_optimizer
+from scaling_training.engine import loss_and_accuracy, make_train_chunk, split_model
+from scaling_training.optimizers import make_optimizer
 
 LR = 1e-3
 
@@ -127,7 +127,7 @@ def mup_adam_by_hand(params: dict, n: float) -> optax.GradientTransformation:
 
 
 def plain_chunk(graphdef, optimizer):
-    """The jitted scan of Adam steps of training.engine, with nothing of `rules` in it."""
+    """The jitted scan of Adam steps of scaling_training.engine, with nothing of `rules` in it."""
 
     def loss_fn(params, rest, x, y):
         model = nnx.merge(graphdef, params, rest)

@@ -4,7 +4,7 @@
     python benchmarks/sweep_devices.py [--steps=20] [--width=128] [--quick]
 
 muP MLP (input 40, depth 3, base width 64), Adam, batch 128, random data in memory; the
-sweep side is `training.engine.make_members_chunk` as `train.py --lrs --seeds --mesh`
+sweep side is `scaling_training.engine.make_members_chunk` as `train.py --lrs --seeds --mesh`
 runs it. Each device count runs in its own process (host CPU devices need XLA_FLAGS before
 jax starts); the counts are run in turn, twice, and each process times its sides
 interleaved after a compile (medians). On a CPU the N host devices share the same cores,
@@ -33,10 +33,10 @@ def child(devices: int, steps: int, width: int) -> dict:
     import numpy as np
 
     import rules
-    from training import engine
-    from training.models import ModelChoice
-    from training.optimizers import make_optimizer
-    from training.sharding import make_plan
+    from scaling_training import engine
+    from scaling_training.models import ModelChoice
+    from scaling_training.optimizers import make_optimizer
+    from scaling_training.sharding import make_plan
 
     choice = ModelChoice(model="mlp", rule="mup", width=width, depth=3, base_width=64)
     models = [choice.build((40,), 10, seed) for seed in SEEDS]

@@ -3,7 +3,7 @@
     python benchmarks/vs_torch_mup.py [--widths 128 512 2048] [--steps=200] [--rounds=3]
 
 The MLP: input 40, 3 hidden relu layers of `width` (base width 64), 10 classes, batch 128,
-Adam lr 1e-3, random in-memory batches. Ours: `training.engine.make_train_chunk` (a jitted
+Adam lr 1e-3, random in-memory batches. Ours: `scaling_training.engine.make_train_chunk` (a jitted
 scan of `--steps` steps, as train.py runs it). Theirs: `torch_mup_side.py` (MuReadout,
 `set_base_shapes`, MuAdam, an eager loop), run in the optional venv as a subprocess that
 times itself after a warm-up (at most 10 s of steps). Steps per round shrink as 1 / width^2
@@ -45,8 +45,8 @@ def jax_runner(width: int, steps: int):
 
     import rules
     import zoo
-    from training.engine import make_train_chunk, split_model
-    from training.optimizers import make_optimizer
+    from scaling_training.engine import make_train_chunk, split_model
+    from scaling_training.optimizers import make_optimizer
 
     config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
                              base_width=64)  # fmt: skip

@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
@@ -56,7 +53,7 @@ def main() -> None:
 
     import numpy as np
 
-    import data
+    import scaling_data as data
     from scaling import transfer
     from scaling.setup import ProbeModel
 

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 from flax import nnx
 
-from training.engine import split_model
+from scaling_training.engine import split_model
 
 
 def recording(model: nnx.Module) -> nnx.Module:

@@ -69,8 +69,8 @@ def check_fits(
     model: str, widths, depths, members: int, batch_size: int, input_shape, num_classes: int
 ) -> None:
     """FlagError naming --widths or --depths when the largest model cannot fit in memory
-    (a lower bound, as for train.py: training/sizes.py)."""
-    from training import sizes
+    (a lower bound, as for train.py: scaling_training/sizes.py)."""
+    from scaling_training import sizes
 
     def need(width: int, depth: int) -> int:
         params, activations = sizes.estimate(
@@ -92,7 +92,7 @@ def check_fits(
 
 def load_dataset(name: str):
     """The probe's dataset; FlagError when it is unknown or not prepared."""
-    import data
+    import scaling_data as data
 
     if name not in data.names():
         raise FlagError(

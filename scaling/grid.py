@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-import data
 import rules
+import scaling_data as data
 from scaling.setup import ProbeModel
 
 
@@ -37,8 +37,8 @@ def train_grid(
     score_examples: int = 2048,
 ):
     """Every (seed, lr) pair trained for `steps` in one compiled program."""
-    from training import engine
-    from training.optimizers import make_optimizer
+    from scaling_training import engine
+    from scaling_training.optimizers import make_optimizer
 
     lrs = [float(lr) for lr in lrs]
     models = [spec.build(width, depth, seed) for seed in range(seeds)]

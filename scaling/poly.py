@@ -16,7 +16,7 @@ from flax import nnx
 
 import rules
 from scaling.setup import ProbeModel, normalized_inputs
-from training.engine import split_model
+from scaling_training.engine import split_model
 
 
 def one_step_loss(model, x, y) -> np.polynomial.Polynomial:

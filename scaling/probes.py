@@ -44,7 +44,7 @@ class Request:
         return geometric_grid(low, high, 10)
 
     def data(self):
-        import data
+        import scaling_data as data
 
         return data.load(self.dataset)
 

@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 import zoo
-from training.models import ModelChoice
+from scaling_training.models import ModelChoice
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 import rules
-from training.engine import split_model
+from scaling_training.engine import split_model
 
 
 def _dot(a, b) -> jax.Array:

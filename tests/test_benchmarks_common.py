@@ -1,13 +1,19 @@
 """Benchmark verdicts: a target is judged only on a quiet machine."""
 
-import importlib
+import importlib.util
+import os
 
 import pytest
+
+COMMON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "common.py")
 
 
 @pytest.fixture
 def common(monkeypatch):
-    module = importlib.import_module("benchmarks.common")
+    # benchmarks/ is a folder of scripts, not an installed package: load the file itself
+    spec = importlib.util.spec_from_file_location("benchmark_common", COMMON)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     monkeypatch.setattr(module, "_loads_seen", [])
     monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
     return module

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import data
+import scaling_data as data
 
 
 @pytest.mark.parametrize(

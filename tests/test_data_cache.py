@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from data import sources
+from scaling_data import sources
 
 
 def _fake_generator(calls: list):

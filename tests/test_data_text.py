@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-import data
-from data import text
+import scaling_data as data
+from scaling_data import text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

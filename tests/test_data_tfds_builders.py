@@ -2,7 +2,7 @@
 
 import numpy as np
 
-import data
+import scaling_data as data
 
 
 def test_offline_set_through_tfds_matches_the_in_memory_one(tmp_path):

@@ -7,21 +7,26 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("training", "scaling", "rules", "zoo", "data")
+PACKAGES = ("scaling_training", "scaling", "rules", "zoo", "scaling_data")
 # The command-line app: train.py and the training modules that read its settings.
 APP = {
     "train",
-    "training.config",
-    "training.loop",
-    "training.fits",
-    "training.single",
-    "training.sweep",
-    "training.recipe",
-    "training.checkpoint",
-    "training.progress",
-    "training.distributed",
+    "scaling_training.config",
+    "scaling_training.loop",
+    "scaling_training.fits",
+    "scaling_training.single",
+    "scaling_training.sweep",
+    "scaling_training.recipe",
+    "scaling_training.checkpoint",
+    "scaling_training.progress",
+    "scaling_training.distributed",
 }
-ENGINE = ("training.engine", "training.models", "training.schedules", "training.optimizers")
+ENGINE = (
+    "scaling_training.engine",
+    "scaling_training.models",
+    "scaling_training.schedules",
+    "scaling_training.optimizers",
+)
 
 
 def module_names() -> list[str]:
@@ -70,8 +75,9 @@ def test_no_import_cycles():
 
 
 def test_the_graph_is_read():  # the checks above would pass on an empty graph
-    assert "training.engine" in GRAPH["training.single"]
-    assert "training.engine" in GRAPH["scaling.grid"]
+    assert "scaling_training.engine" in GRAPH["scaling_training.single"]
+    assert "scaling_training.engine" in GRAPH["scaling.grid"]
     assert (
-        "training.single" in GRAPH["training.loop"] and "training.sweep" in GRAPH["training.loop"]
+        "scaling_training.single" in GRAPH["scaling_training.loop"]
+        and "scaling_training.sweep" in GRAPH["scaling_training.loop"]
     )

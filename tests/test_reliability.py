@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from training import outputs
-from training import workdir as workdir_lock
-from training.config import ConfigError
+from scaling_training import outputs
+from scaling_training import workdir as workdir_lock
+from scaling_training.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--width=8", "--base_width=8", "--depth=1", "--batch_size=8", "--plots=false"]

@@ -9,7 +9,7 @@ from flax import nnx
 
 import rules
 import zoo
-from training.engine import split_model
+from scaling_training.engine import split_model
 
 
 def mlp(rule, optimizer="sgd", width=128):

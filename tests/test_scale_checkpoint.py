@@ -23,8 +23,8 @@ FLAGS = [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in SET
 
 def run_in_process(workdir):
     """The same command run inside pytest (no second interpreter start-up)."""
-    from training.config import TrainConfig
-    from training.loop import train
+    from scaling_training.config import TrainConfig
+    from scaling_training.loop import train
 
     lines = []
     train(TrainConfig(**SETTINGS, workdir=str(workdir)), echo=lines.append)

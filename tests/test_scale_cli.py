@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from training.config import TrainConfig
-from training.loop import train
+from scaling_training.config import TrainConfig
+from scaling_training.loop import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -119,8 +119,8 @@ def test_two_processes_train_like_one(tmp_path):
     assert "mesh data:4 (4 cpu devices, 2 processes)" in outs[0][0]
     assert "done:" in outs[0][0] and "done:" not in outs[1][0]  # only process 0 prints
 
-    from training.config import TrainConfig
-    from training.loop import train
+    from scaling_training.config import TrainConfig
+    from scaling_training.loop import train
 
     # The same settings on one device, in this process.
     train(TrainConfig(**SETTINGS, workdir=str(tmp_path / "one")), echo=lambda _: None)
@@ -169,8 +169,8 @@ def test_two_processes_sweep_like_one(tmp_path):
     assert "mesh members:4 (4 cpu devices, 2 processes)" in outs[0][0]
     assert "done:" in outs[0][0] and "done:" not in outs[1][0]
 
-    from training.config import TrainConfig
-    from training.loop import train
+    from scaling_training.config import TrainConfig
+    from scaling_training.loop import train
 
     config = TrainConfig(**SETTINGS, optimizer="sgd", lrs="0.03,1e5,0.3,0.1")
     train(dataclasses.replace(config, workdir=str(tmp_path / "one")), echo=lambda _: None)

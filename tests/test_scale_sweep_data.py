@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from training.config import TrainConfig
-from training.loop import train
-from training.progress import read_metrics
+from scaling_training.config import TrainConfig
+from scaling_training.loop import train
+from scaling_training.progress import read_metrics
 
 SMALL = TrainConfig(
     width=32, base_width=16, depth=2, steps=16, eval_every=16, log_every=8, batch_size=32,

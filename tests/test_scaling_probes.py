@@ -10,7 +10,7 @@ from flax import nnx
 
 from scaling import coord, poly, sharpness
 from scaling.setup import ProbeModel, normalized_inputs
-from training.engine import split_model
+from scaling_training.engine import split_model
 
 
 def test_coord_check_separates_mup_from_sp():

@@ -3,8 +3,8 @@
 import pytest
 from flax import nnx
 
-import data
 import rules
+import scaling_data as data
 import zoo
 from scaling.testing import (
     ModelFamily,

@@ -11,15 +11,15 @@ import numpy as np
 import optax
 import pytest
 
-import data
 import rules
-from data.augment import crop_padding
-from training import engine
-from training.config import ConfigError, TrainConfig, validate
-from training.loop import train
-from training.optimizers import make_optimizer
-from training.progress import read_metrics
-from training.schedules import lr_factor, with_schedule_and_clipping
+import scaling_data as data
+from scaling_data.augment import crop_padding
+from scaling_training import engine
+from scaling_training.config import ConfigError, TrainConfig, validate
+from scaling_training.loop import train
+from scaling_training.optimizers import make_optimizer
+from scaling_training.progress import read_metrics
+from scaling_training.schedules import lr_factor, with_schedule_and_clipping
 
 SMALL = TrainConfig(
     width=32, base_width=16, depth=2, steps=12, eval_every=4, log_every=4, batch_size=32,
@@ -49,7 +49,7 @@ def test_schedule_factors(name, expected):
 
 def _model_and_grads():
     choice = validate(dataclasses.replace(SMALL, optimizer="sgd"))
-    from training.recipe import build_model
+    from scaling_training.recipe import build_model
 
     dataset = data.load("teacher")
     model = build_model(choice, dataset)
@@ -94,7 +94,7 @@ def test_clipping_acts_on_raw_gradients_before_the_rule_multipliers():
 
 def test_bfloat16_compute_is_close_to_float32_but_not_equal():
     config = validate(dataclasses.replace(SMALL, optimizer="adam", lr=1e-3))
-    from training.recipe import build_model, build_optimizer
+    from scaling_training.recipe import build_model, build_optimizer
 
     dataset = data.load("teacher")
     model = build_model(config, dataset)

@@ -8,7 +8,7 @@ from flax import nnx
 
 import rules
 import zoo
-from training.engine import make_evaluate, make_train_chunk, split_model
+from scaling_training.engine import make_evaluate, make_train_chunk, split_model
 
 
 def build(normalization="batch"):

@@ -6,10 +6,9 @@ import runpy
 import signal
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
+from scaling_training import outputs
 
-from training import outputs  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 kill_step = int(sys.argv.pop(1))
 write = outputs.MetricsLog.write

@@ -6,15 +6,13 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from training.config import ConfigError, TrainConfig  # noqa: E402
-from training.loop import train  # noqa: E402
-from training.progress import read_metrics  # noqa: E402
-from training.sharding import make_plan  # noqa: E402
+from scaling_training.config import ConfigError, TrainConfig
+from scaling_training.loop import train
+from scaling_training.progress import read_metrics
+from scaling_training.sharding import make_plan
 
 root = sys.argv[1]
 small = dict(

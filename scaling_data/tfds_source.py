@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.dataset import Dataset, make_dataset
+from scaling_data.dataset import Dataset, make_dataset
 
 # name -> (label feature, number of classes)
 TFDS_DATASETS = {

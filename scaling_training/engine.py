@@ -1,7 +1,7 @@
 """The training engine: pure step functions, scanned chunks, the evaluator and vmapped members.
 
 Everything that trains or evaluates a model goes through here: single runs
-(training/single.py), sweeps (training/sweep.py), the probes (scaling/grid.py)
+(scaling_training/single.py), sweeps (scaling_training/sweep.py), the probes (scaling/grid.py)
 and the benchmarks. No command line, no files, no flags.
 
 The model travels as (graphdef, params, rest): `params` is the pure dict of `nnx.Param`
@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-import data
+import scaling_data as data
 
 # -- the model as pure trees -------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ def make_train_chunk(graphdef: Any, optimizer: optax.GradientTransformation, com
     (params, rest, opt_state, x_batches[K, B, ...], y_batches[K, B]) ->
     (params, rest, opt_state, losses[K], accuracies[K]); losses are before each update.
     The batches are gathered on the host (each process its own shard of them), so the
-    same function runs on one device, a mesh, or many hosts (see training/sharding.py).
+    same function runs on one device, a mesh, or many hosts (see scaling_training/sharding.py).
     """
     step_fn = make_step(graphdef, optimizer, compute_dtype)
 

@@ -1,7 +1,7 @@
 """The offline datasets as tensorflow-datasets builders, so that with `--data_dir` they are
 prepared and read exactly like the real tfds sets (array_record files, no TensorFlow).
 
-Each source in `data.sources.SOURCES` gets a `GeneratorBasedBuilder` named
+Each source in `scaling_data.sources.SOURCES` gets a `GeneratorBasedBuilder` named
 `<source>_offline` (e.g. `mnist1d_offline`) whose examples are {"image", "label"}.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.sources import SOURCES
+from scaling_data.sources import SOURCES
 
 _BUILDERS: dict[str, type] = {}  # tfds registers builder classes by name: make each once
 

@@ -50,7 +50,7 @@ class ModelChoice:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ModelChoice:
-        """From a run's settings (training.config.TrainConfig, with defaults filled in)."""
+        """From a run's settings (scaling_training.config.TrainConfig, with defaults filled in)."""
         options = {name: getattr(settings, name) for name in OPTION_FIELDS}
         options |= {n: getattr(settings, n) for n in TRANSFORMER_FIELDS if hasattr(settings, n)}
         options["padding"] = PADDINGS.get(options["padding"], options["padding"])

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from data.dataset import Dataset
+from scaling_data.dataset import Dataset
 
 VOCAB = 256  # byte-level tokens
 TRAIN_BYTES = 1_000_000

@@ -12,7 +12,7 @@ OUTPUT_FILES = (
     "config.json",
     "metrics.jsonl",
     "summary.json",
-    # training/ scale outputs (checkpoints, plots, sweeps, TensorBoard events)
+    # scaling_training/ scale outputs (checkpoints, plots, sweeps, TensorBoard events)
     "checkpoints",
     "metrics.png",
     "sweep.json",

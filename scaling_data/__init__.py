@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from data.augment import AUGMENTATIONS, augment_batches, default_augmentation
-from data.dataset import Dataset, batch_indices
-from data.sources import SOURCES
-from data.text import TEXT_SOURCES, TextDataset
-from data.tfds_source import TFDS_DATASETS, TfdsMissing, load_tfds
+from scaling_data.augment import AUGMENTATIONS, augment_batches, default_augmentation
+from scaling_data.dataset import Dataset, batch_indices
+from scaling_data.sources import SOURCES
+from scaling_data.text import TEXT_SOURCES, TextDataset
+from scaling_data.tfds_source import TFDS_DATASETS, TfdsMissing, load_tfds
 
 
 def names() -> list[str]:
@@ -33,8 +33,8 @@ def load(name: str, data_dir: str = "", seq_len: int = 64) -> Dataset:
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
     if data_dir:
-        from data.tfds_builders import offline_builder
-        from data.tfds_source import dataset_from_sources
+        from scaling_data.tfds_builders import offline_builder
+        from scaling_data.tfds_source import dataset_from_sources
 
         builder = offline_builder(name, data_dir)
         num_classes = builder.info.features["label"].num_classes

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import data
-from training.config import ConfigError, TrainConfig, sweep_lrs, validate
-from training.results import EXIT_DIVERGED, RunResult
+import scaling_data as data
+from scaling_training.config import ConfigError, TrainConfig, sweep_lrs, validate
+from scaling_training.results import EXIT_DIVERGED, RunResult
 
 __all__ = ["EXIT_DIVERGED", "RunResult", "load_dataset", "train"]
 
@@ -32,16 +32,16 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
 
 
 def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult:
-    """Train `config` and write its outputs to its workdir (training/single.py), or, with
-    `--lrs`, train every (lr, seed) pair at once (training/sweep.py).
+    """Train `config` and write its outputs to its workdir (scaling_training/single.py), or, with
+    `--lrs`, train every (lr, seed) pair at once (scaling_training/sweep.py).
 
     Bad settings raise ConfigError naming the flag, before anything in the workdir changes.
     """
     import jax
 
-    from training import fits
-    from training import workdir as workdir_lock
-    from training.recipe import check_augmentation
+    from scaling_training import fits
+    from scaling_training import workdir as workdir_lock
+    from scaling_training.recipe import check_augmentation
 
     config = validate(config)  # fills in the model's defaults
     dataset = load_dataset(config)
@@ -58,9 +58,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
 def _run(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], None]) -> RunResult:
     """train()'s body, with the config validated and the workdir locked."""
     if sweep_lrs(config):
-        from training.sweep import run_sweep
+        from scaling_training.sweep import run_sweep
 
         return run_sweep(config, dataset, echo)
-    from training.single import run_single
+    from scaling_training.single import run_single
 
     return run_single(config, dataset, echo)

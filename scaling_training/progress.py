@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from training import outputs
+from scaling_training import outputs
 
 
 def bar(step: int, steps: int, width: int = 20) -> str:
@@ -29,7 +29,7 @@ class TensorBoard:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            from training.config import ConfigError
+            from scaling_training.config import ConfigError
 
             raise ConfigError(
                 "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"

@@ -1,6 +1,6 @@
 """What a run's settings turn into: the model, the optimizer and the compute dtype.
 
-Shared by single runs (training/single.py) and sweeps (training/sweep.py), so a
+Shared by single runs (scaling_training/single.py) and sweeps (scaling_training/sweep.py), so a
 sweep member is built exactly like its separate run.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-import data
 import rules
-from training.config import TrainConfig
-from training.errors import ConfigError
-from training.models import ModelChoice
-from training.optimizers import make_optimizer
-from training.schedules import with_schedule_and_clipping
+import scaling_data as data
+from scaling_training.config import TrainConfig
+from scaling_training.errors import ConfigError
+from scaling_training.models import ModelChoice
+from scaling_training.optimizers import make_optimizer
+from scaling_training.schedules import with_schedule_and_clipping
 
 
 def build_model(config: TrainConfig, dataset: data.Dataset, seed: int | None = None):

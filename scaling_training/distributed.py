@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 
-from training.errors import ConfigError
+from scaling_training.errors import ConfigError
 
 
 def _split(address: str) -> tuple[str, int]:

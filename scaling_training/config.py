@@ -7,13 +7,13 @@ import importlib.util
 import math
 import os
 
-import data
 import rules
+import scaling_data as data
 import zoo
 from rules.optim_names import OPTIMIZERS as OPTIMIZER_FAMILY
-from training.errors import ConfigError
-from training.models import PADDINGS
-from training.schedules import SCHEDULES
+from scaling_training.errors import ConfigError
+from scaling_training.models import PADDINGS
+from scaling_training.schedules import SCHEDULES
 from zoo.depths import check_depth
 
 OPTIMIZERS = tuple(OPTIMIZER_FAMILY)
@@ -371,10 +371,10 @@ def validate_processes(config: TrainConfig) -> None:
 
 def validate_mesh(spec: str, members: int = 0) -> None:
     """The grammar of --mesh and its members axis against the sweep's `members` runs (0: not
-    a sweep), in training.sharding's words; device counts are checked there."""
+    a sweep), in scaling_training.sharding's words; device counts are checked there."""
     if not spec.strip():
         return
-    from training.sharding import AXES
+    from scaling_training.sharding import AXES
 
     axes = {}
     for part in spec.split(","):

@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from data.dataset import Dataset, make_dataset
+from scaling_data.dataset import Dataset, make_dataset
 
 MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
 

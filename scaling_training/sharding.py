@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from training.errors import ConfigError
+from scaling_training.errors import ConfigError
 
 AXES = ("data", "model", "members")
 

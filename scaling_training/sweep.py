@@ -1,6 +1,6 @@
 """Learning-rate sweeps in one compiled program: every (lr, seed) pair trained at once.
 
-The members (seeds x lrs) are stacked and vmapped by the engine (training/engine.py): the
+The members (seeds x lrs) are stacked and vmapped by the engine (scaling_training/engine.py): the
 lr lives in the optimizer state as an array, so one compilation serves every lr, and
 batches depend on the seed only. A member whose loss or parameters become non-finite is
 frozen at its last finite state and its step recorded; the others never see it. On a
@@ -18,13 +18,13 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-import data
 import rules
-from training import engine, outputs
-from training.config import TrainConfig, config_record, sweep_lrs
-from training.recipe import build_model, build_optimizer, compute_dtype
-from training.results import RunResult
-from training.sharding import make_plan
+import scaling_data as data
+from scaling_training import engine, outputs
+from scaling_training.config import TrainConfig, config_record, sweep_lrs
+from scaling_training.recipe import build_model, build_optimizer, compute_dtype
+from scaling_training.results import RunResult
+from scaling_training.sharding import make_plan
 
 
 def best_lr(lrs: list[float], final_loss: np.ndarray, diverged: np.ndarray) -> float | None:

@@ -12,13 +12,13 @@ from typing import Any
 import jax
 import numpy as np
 
-import data
 import rules
-from training import engine, outputs, progress
-from training.config import TrainConfig, config_record
-from training.recipe import build_model, build_optimizer, compute_dtype
-from training.results import RunResult, best_metrics
-from training.sharding import Plan, make_plan
+import scaling_data as data
+from scaling_training import engine, outputs, progress
+from scaling_training.config import TrainConfig, config_record
+from scaling_training.recipe import build_model, build_optimizer, compute_dtype
+from scaling_training.results import RunResult, best_metrics
+from scaling_training.sharding import Plan, make_plan
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ def resume_or_start(config: TrainConfig, setup: Setup, lead: bool, echo):
     fail comes before anything in the workdir changes."""
     workdir = config.workdir_path
     if config.checkpoint_every:
-        from training.checkpoint import Checkpoints, check_same_config
+        from scaling_training.checkpoint import Checkpoints, check_same_config
 
         checkpoints = Checkpoints(workdir, config.keep_checkpoints)
         latest = checkpoints.latest_step()
@@ -112,7 +112,7 @@ def resume_or_start(config: TrainConfig, setup: Setup, lead: bool, echo):
         outputs.write_json(os.path.join(workdir, "config.json"), setup.record)
     checkpoints = None
     if config.checkpoint_every:
-        from training.checkpoint import Checkpoints
+        from scaling_training.checkpoint import Checkpoints
 
         checkpoints = Checkpoints(workdir, config.keep_checkpoints)
     return checkpoints, 0, state

@@ -1,11 +1,11 @@
-"""Will a run fit in memory? `check_fits(config, ...)`: the flags' side of training/sizes.py
+"""Will a run fit in memory? `check_fits(config, ...)`: the flags' side of scaling_training/sizes.py
 (which estimates sizes without knowing about flags, so probes can use it too)."""
 
 from __future__ import annotations
 
-from training.config import TrainConfig, model_default, sweep_lrs
-from training.errors import ConfigError
-from training.sizes import BYTES, CONV_MODELS, STATE_COPIES, available_bytes, estimate, gib
+from scaling_training.config import TrainConfig, model_default, sweep_lrs
+from scaling_training.errors import ConfigError
+from scaling_training.sizes import BYTES, CONV_MODELS, STATE_COPIES, available_bytes, estimate, gib
 
 
 def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> int:

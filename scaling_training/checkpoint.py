@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from training.errors import ConfigError
+from scaling_training.errors import ConfigError
 
 # Settings that change where or how often things are written, or the device layout,
 # but not the trajectory: a resumed run may change them.
@@ -113,7 +113,7 @@ class Checkpoints:
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Save checkpoint `step`; outputs.WriteError when it cannot be written (orbax writes
         to a temporary folder first, so the earlier checkpoints stay intact)."""
-        from training.outputs import WriteError
+        from scaling_training.outputs import WriteError
 
         try:
             self._manager.save(

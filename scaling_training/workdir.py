@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Iterator
 
-from training.config import ConfigError
+from scaling_training.config import ConfigError
 
 LOCK_NAME = ".lock"
 

@@ -1,5 +1,0 @@
-"""Training: the engine (training/engine.py) and the pieces of `train.py`'s runs.
-
-Import the modules you need (`from training import engine`); this file imports nothing,
-so `import training.config` stays light for flag parsing.
-"""
