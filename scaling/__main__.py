@@ -28,7 +28,12 @@ from scaling.checks import (
 )
 from scaling.probes import PROBES
 
-flags.DEFINE_string("model", "mlp", f"model family: {', '.join(zoo.names())}")
+flags.DEFINE_string(
+    "model",
+    "mlp",
+    f"model family: {', '.join(zoo.names())}; or your own, module:function or file.py:function "
+    "(coord and update; scaling/user_models.py says what the function takes)",
+)
 flags.DEFINE_string("rule", "mup", f"scaling rule: {', '.join(rules.names())}")
 flags.DEFINE_string("rules_module", "", "module or .py file registering extra rules")
 flags.DEFINE_list("widths", ["64", "128", "256"], "widths (comma separated)")
@@ -85,6 +90,26 @@ def main(argv: list[str]) -> None:
         sys.exit(EXIT_WRITE_FAILED)
 
 
+def zoo_spec(f, dataset):
+    """The probes' spec of a zoo family from the flags."""
+    from scaling.setup import ProbeModel
+
+    return ProbeModel(
+        model=f.model,
+        rule=f.rule,
+        base_width=f.base_width,
+        base_depth=f.base_depth or None,
+        activation=f.activation,
+        optimizer=rules.OPTIMIZERS[f.optimizer],
+        use_bias=f.bias,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+    )
+
+
+USER_MODEL_PROBES = ("coord", "update")
+
+
 def run(probe: str, f) -> None:
     """Check every flag, run `probe`, write its results."""
     if f.rules_module:
@@ -92,8 +117,13 @@ def run(probe: str, f) -> None:
             rules.import_rules(f.rules_module)
         except Exception as e:  # the user's file
             fail(f"--rules_module: cannot import {f.rules_module!r}: {e}")
+    from scaling.user_models import is_user_model, load_factory
+
+    user_model = is_user_model(f.model)
+    if user_model and probe not in USER_MODEL_PROBES:
+        fail(f"--model: {probe} runs zoo models; your own model works with coord and update")
     for flag, value, choices in [
-        ("model", f.model, zoo.names()),
+        ("model", f.model, zoo.names() if not user_model else [f.model]),
         ("rule", f.rule, rules.names()),
         ("activation", f.activation, sorted(rules.GAINS)),
         ("optimizer", f.optimizer, list(rules.OPTIMIZERS)),
@@ -102,7 +132,6 @@ def run(probe: str, f) -> None:
             fail(f"--{flag}: unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
 
     from scaling.probes import ProbeError, Request
-    from scaling.setup import ProbeModel
 
     try:
         lrs = tuple(float(v) for v in f.lrs)
@@ -117,23 +146,29 @@ def run(probe: str, f) -> None:
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
     check_out(f.out)
-    dataset_name = f.dataset or zoo.DEFAULT_DATASETS[f.model]
+    dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
     members = f.seeds * (len(lrs) or 10) if probe in ("transfer", "maxlr") else f.seeds
     check_fits(
         f.model, widths, depths, members, f.batch_size, dataset.input_shape, dataset.num_classes
     )
-    spec = ProbeModel(
-        model=f.model,
-        rule=f.rule,
-        base_width=f.base_width,
-        base_depth=f.base_depth or None,
-        activation=f.activation,
-        optimizer=rules.OPTIMIZERS[f.optimizer],
-        use_bias=f.bias,
-        input_shape=dataset.input_shape,
-        num_classes=dataset.num_classes,
-    )
+    if user_model:
+        from scaling.user_models import UserModel
+
+        try:
+            factory = load_factory(f.model)
+        except ValueError as e:
+            fail(f"--model: {e}")
+        spec = UserModel(
+            model=f.model,
+            rule=f.rule,
+            factory=factory,
+            optimizer=rules.OPTIMIZERS[f.optimizer],
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
+        )
+    else:
+        spec = zoo_spec(f, dataset)
     request = Request(
         spec=spec,
         widths=widths,
