@@ -12,6 +12,7 @@ import math
 import os
 
 BYTES = 4  # float32
+TRANSFORMERS = ("lm", "vit")
 CONV_MODELS = {"cnn1d": 1, "cnn2d": 2, "resnet": 2}  # model -> spatial dimensions of its kernel
 # Copies of each parameter a step holds: the value, its gradient, the update, the
 # optimizer's moments (two for Adam, one for momentum and Lion, none for SGD).
@@ -45,6 +46,13 @@ def estimate(
             params = channels * volume * width + (depth - 1) * volume * width**2
             params += width * num_classes
             per_example = depth * spatial * width * (volume + 3)  # im2col patches, pre/post
+    elif model in TRANSFORMERS:
+        # Per block at least q, k, v, out (4 w^2) and an MLP of ratio >= 1 (2 w^2); tokens:
+        # the window of an lm, at least one patch of a vit (the patch grid is not known here).
+        tokens = input_shape[0] if model == "lm" else 1
+        embedding = num_classes * width if model == "lm" else inputs * width
+        params = depth * 6 * width**2 + embedding + width * num_classes
+        per_example = depth * tokens * 6 * width
     else:
         per_block = 2 * width**2 if model == "resmlp" else width**2
         blocks = depth if model == "resmlp" else depth - 1
