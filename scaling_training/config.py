@@ -396,10 +396,8 @@ def validate_mesh(spec: str, members: int = 0) -> None:
             f"the sweep's {members} runs (lrs x seeds) do not divide over "
             f"members:{axes['members']}; pick a divisor of {members}",
         )
-    if "data" not in axes:
-        raise ConfigError(
-            "mesh", f"needs a data axis (e.g. data:1,model:2 or members:4,data:1), got {spec!r}"
-        )
+    if "data" not in axes and "members" not in axes:  # a sweep may put every device on members
+        raise ConfigError("mesh", f"needs a data axis (e.g. data:1,model:2), got {spec!r}")
 
 
 def validate_scale(config: TrainConfig) -> None:

@@ -38,11 +38,11 @@ FAST = {
     ("mlp", "sp"),
     ("cnn1d", "mup"),
     ("cnn1d", "sp"),
-    ("resnet", "mup"),
     ("resnet", "sp"),
     ("resmlp", "depth_mup"),
-    ("vit", "mup"),
 }
+# resnet-mup and vit-mup (~45 s each) run under -m slow; CI keeps resnet through resnet-sp
+# and the transformer block through the lm pair below.
 
 
 def spec(family, rule, base_depth=None):
@@ -152,7 +152,9 @@ def lm_update_sizes(rule, width, seeds=4):
 def test_lm_update_sizes_across_a_width_pair(rule, flat):
     small, large = (lm_update_sizes(rule, w) for w in LM_WIDTHS)
     ratios = {k: large[k] / small[k] for k in small}
-    assert {"input", "output", "trunk/blocks/qkv", "trunk/blocks/fc2"} <= set(ratios), ratios
+    # every block's layers, one entry each (scaling/capture.py splits the stack)
+    blocks = {f"trunk/blocks/{name}/{i}" for name in ("qkv", "fc2") for i in range(2)}
+    assert {"input", "output"} | blocks <= set(ratios), ratios
     if flat:
         broken = {k: r for k, r in ratios.items() if not 1 / 1.33 <= r <= 1.33}
         assert not broken, f"update sizes moved across widths {LM_WIDTHS}: {broken}"

@@ -128,7 +128,11 @@ GROWTH = {
 }
 
 
-CASES = [(1, "heads", "adam"), (4, "heads", "sgd"), (4, "head_dim", "adam")]
+CASES = [
+    (1, "heads", "adam"),
+    pytest.param(4, "heads", "sgd", marks=pytest.mark.slow),  # sgd: TP V table 3 covers it
+    (4, "head_dim", "adam"),
+]
 
 
 @pytest.mark.parametrize("n, growth, optimizer", CASES)
@@ -257,7 +261,7 @@ def test_tp5_table3_numbers_on_the_nnx_lm():
         assert got["embedding"]["init_std"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("rule", ["completep", "depth_mup"])
+@pytest.mark.parametrize("rule", ["completep", pytest.param("depth_mup", marks=pytest.mark.slow)])
 def test_depth_rules_on_user_transformers(rule):
     """Blocks named by a regex get the depth rule's LR/eps; the branch multiplier is the
     user's to apply, and the model built with it trains."""

@@ -13,7 +13,13 @@ CASES = [
     ("cnn1d", (40,), dict(depth=4, normalization="batch", dropout=0.2)),
     ("cnn2d", (8, 8, 1), dict(depth=3, normalization="layer")),
     ("resmlp", (40,), dict(depth=4, normalization="layer", dropout=0.2)),
-    ("vit", (8, 8, 1), dict(depth=3, normalization="layer", dropout=0.2, heads=2)),
+    # vit shares lm's block (zoo/transformer.py); ~30 s, so slow
+    pytest.param(
+        "vit",
+        (8, 8, 1),
+        dict(depth=3, normalization="layer", dropout=0.2, heads=2),
+        marks=pytest.mark.slow,
+    ),
     ("lm", (6,), dict(depth=3, normalization="rms", dropout=0.2, heads=2, positions="rotary")),
     # ~30 s on a 2-core CPU (building and tracing ResNet blocks), hence slow.
     pytest.param(
