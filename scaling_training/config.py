@@ -374,20 +374,9 @@ def validate_mesh(spec: str, members: int = 0) -> None:
     a sweep), in scaling_training.sharding's words; device counts are checked there."""
     if not spec.strip():
         return
-    from scaling_training.sharding import AXES
+    from scaling_training.sharding import parse_mesh
 
-    axes = {}
-    for part in spec.split(","):
-        name, _, size = part.strip().partition(":")
-        if name not in AXES:
-            raise ConfigError(
-                "mesh", f"unknown axis {name!r} in {spec!r}; axes are {', '.join(AXES)}"
-            )
-        if name in axes:
-            raise ConfigError("mesh", f"axis {name!r} given twice in {spec!r}")
-        if not size.isdigit() or int(size) < 1:
-            raise ConfigError("mesh", f"axis {name!r} needs a size >= 1 like {name}:2, in {spec!r}")
-        axes[name] = int(size)
+    axes = parse_mesh(spec, 0)  # the grammar, in the words train() would use later
     if "members" in axes and not members:
         raise ConfigError("mesh", "the members axis is for sweeps (--lrs); use data or model")
     if members and members % axes.get("members", 1):
