@@ -272,13 +272,15 @@ def _compare_with_maxlr(result: dict, out: str) -> None:
             entry["eta_star_x_lambda1_over_2"] = eta / float(np.mean(entry["two_over_lambda1"]))
 
 
-def run_transfer(req: Request) -> Report:
+def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray, dict]:
+    """(axis, sizes, lrs, result) of `measure` (transfer's or transfer_error's) over the swept
+    sizes, the other size held at its first value; ProbeError for fewer than three LRs."""
     axis, sizes = req.swept()
     fixed = req.depths[0] if axis == "width" else req.widths[0]
     lrs = req.lr_grid()
     if len(lrs) < 3:
-        raise ProbeError("transfer needs at least three learning rates (--lrs=a,b,c,...)")
-    result = transfer.measure(
+        raise ProbeError(f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
+    result = measure(
         req.spec,
         sizes,
         axis,
@@ -290,6 +292,11 @@ def run_transfer(req: Request) -> Report:
         req.batch_size,
         req.optimizer,
     )
+    return axis, sizes, lrs, result
+
+
+def run_transfer(req: Request) -> Report:
+    axis, sizes, lrs, result = _lr_sweeps(req, "transfer", transfer.measure)
     optima = [e["eta_opt"] for e in result["results"]]
     at_edge = any(any(e["optimum_at_grid_edge"]) for e in result["results"])
     found = all(np.isfinite(o).all() for o in optima)
@@ -397,23 +404,7 @@ def run_maxlr(req: Request) -> Report:
 
 
 def run_transfer_error(req: Request) -> Report:
-    axis, sizes = req.swept()
-    fixed = req.depths[0] if axis == "width" else req.widths[0]
-    lrs = req.lr_grid()
-    if len(lrs) < 3:
-        raise ProbeError("transfer_error needs at least three learning rates (--lrs=a,b,c,...)")
-    result = transfer_error.measure(
-        req.spec,
-        sizes,
-        axis,
-        fixed,
-        lrs,
-        req.seeds,
-        req.data(),
-        req.steps,
-        req.batch_size,
-        req.optimizer,
-    )
+    axis, sizes, _, result = _lr_sweeps(req, "transfer_error", transfer_error.measure)
     proxy = result["proxy"]
     record = {"axis": axis, f"{axis}s": list(sizes), "steps": req.steps} | result
     record["proxy_sweep_seconds"] = proxy["seconds"]
