@@ -9,8 +9,10 @@ muP learning rate (input, biases, norms lr; hidden and readout lr / n). Both sid
 the same number of steps per jitted `lax.scan` chunk; steps are timed interleaved, medians
 of several chunks. The MLP's plain side starts from our model's parameters, and the script
 checks that both sides then produce the same losses (same math). Target: <= 3% slower.
-The rule overhead proper is the "loop" ResNet row (the same structure on both sides); the
-"scan" row (our default, blocks in `nnx.scan`) also carries the cost of scanning.
+The rule overhead proper is the "loop" ResNet and LM rows (the same structure on both sides);
+the "scan" rows (our default, blocks in `nnx.scan`) also carry the cost of scanning. The LM's
+plain side is a pre-LN decoder written with `nnx.Embed`, `nnx.LayerNorm`, `nnx.Linear` and
+`jax.nn.dot_product_attention` (logits x sqrt(d0)/d, by hand).
 """
 
 from __future__ import annotations
@@ -113,12 +115,57 @@ class PlainResNet(nnx.Module):
         return self.output(jax.nn.relu(self.norm(h)).mean(axis=(1, 2)))
 
 
+class PlainLMBlock(nnx.Module):
+    """A pre-LN causal block as people write it: nnx.LayerNorm, nnx.Linear, JAX's attention."""
+
+    def __init__(self, width: int, heads: int, logit_scale: float, rngs):
+        def linear(d_in, d_out, gain):
+            init = nnx.initializers.normal(math.sqrt(gain / d_in))
+            return nnx.Linear(d_in, d_out, kernel_init=init, rngs=rngs)
+
+        self.norm1, self.norm2 = nnx.LayerNorm(width, rngs=rngs), nnx.LayerNorm(width, rngs=rngs)
+        self.qkv, self.proj = linear(width, 3 * width, 1.0), linear(width, width, 1.0)
+        self.fc1, self.fc2 = linear(width, 4 * width, 1.0), linear(4 * width, width, 2.0)
+        self.heads, self.logit_scale = heads, logit_scale
+
+    def __call__(self, h):
+        batch, length, width = h.shape
+        qkv = self.qkv(self.norm1(h)).reshape(batch, length, self.heads, -1)
+        q, k, v = jnp.split(qkv, 3, axis=-1)
+        a = jax.nn.dot_product_attention(q, k, v, scale=self.logit_scale, is_causal=True)
+        h = h + self.proj(a.reshape(batch, length, width))
+        return h + self.fc2(jax.nn.relu(self.fc1(self.norm2(h))))
+
+
+class PlainLM(nnx.Module):
+    """Token + learned position tables (std 1), K blocks in a Python loop, LayerNorm, readout."""
+
+    def __init__(self, vocab: int, length: int, width: int, depth: int, heads: int, n: float,
+                 rngs):  # fmt: skip
+        embed_init = nnx.initializers.normal(1.0)
+        self.input = nnx.Embed(vocab, width, embedding_init=embed_init, rngs=rngs)
+        self.positions = nnx.Embed(length, width, embedding_init=embed_init, rngs=rngs)
+        head_dim = width // heads
+        logit_scale = math.sqrt(head_dim / n) / head_dim  # muP: sqrt(d0) / d
+        self.blocks = nnx.List([PlainLMBlock(width, heads, logit_scale, rngs)
+                                for _ in range(depth)])  # fmt: skip
+        self.norm = nnx.LayerNorm(width, rngs=rngs)
+        init = nnx.initializers.normal(math.sqrt(1 / width) / math.sqrt(n))
+        self.output = nnx.Linear(width, vocab, kernel_init=init, rngs=rngs)
+
+    def __call__(self, tokens):
+        h = self.input(tokens) + self.positions.embedding[...][: tokens.shape[1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.output(self.norm(h))
+
+
 def mup_adam_by_hand(params: dict, n: float) -> optax.GradientTransformation:
     """muP Adam written by hand: matrices after the input layer get lr / n, the rest lr."""
 
     def label(path, leaf) -> str:
         names = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
-        first = names[0] == "input"
+        first = names[0] in ("input", "positions")  # input-like: tables and the first layer
         return "lr" if leaf.ndim == 1 or first else "lr/n"
 
     labels = jax.tree_util.tree_map_with_path(label, params)
@@ -213,6 +260,20 @@ def main() -> None:
         plain = PlainResNet(3, width, depth, 10, width / base, nnx.Rngs(0))
         label = f"resnet-{depth} w{width} {'scan' if scan else 'loop'}, {size}x{size}x3 b32"
         measure(label, ours, plain, width / base, xs, ys, repeats, judged=not scan)
+    # lm: the trainer's default shape (width 128, base 64, 2 blocks, 4 heads, 64 tokens of a
+    # 256-byte vocabulary, batch 32); a 4-block, width-256 one as well unless --quick
+    shapes = ((64, 32, 2, 32, 8),) if args.quick else ((128, 64, 2, 64, 32), (256, 64, 4, 64, 32))
+    for width, base, depth, length, batch in shapes:
+        xs = jax.random.randint(key, (steps, batch, length), 0, 256)
+        ys = jnp.roll(xs, -1, axis=-1)
+        for scan in (True, False):
+            config = zoo.ModelConfig(input_shape=(length,), num_classes=256, width=width,
+                                     depth=depth, base_width=base, normalization="layer",
+                                     heads=4, scan_blocks=scan)  # fmt: skip
+            ours = zoo.build("lm", config, rules.mup, nnx.Rngs(0))
+            plain = PlainLM(256, length, width, depth, 4, width / base, nnx.Rngs(0))
+            label = f"lm w{width} (base {base}) K{depth} {'scan' if scan else 'loop'}, b{batch}"
+            measure(label, ours, plain, width / base, xs, ys, repeats, judged=not scan)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,42 @@ def jax_runner(width: int, steps: int):
     return run
 
 
+def matmul_floor_runner(width: int, steps: int):
+    """Steps/s if a step were only its matmuls (forward, input and weight gradients), in XLA.
+
+    The ceiling any JAX implementation of this step reaches on this backend: ratio against
+    torch above `matmul-only / torch` is impossible whatever the rule code does.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    dims = [40, width, width, width, 10]
+    keys = jax.random.split(jax.random.key(1), 3 * len(dims))
+    acts = [jax.random.normal(keys[i], (128, d)) for i, d in enumerate(dims)]
+    weights = [jax.random.normal(keys[len(dims) + i], (a, b)) for i, (a, b) in
+               enumerate(zip(dims[:-1], dims[1:]))]  # fmt: skip
+
+    def matmuls(carry, _):
+        out = carry
+        for i, w in enumerate(weights):
+            x, g = acts[i] + carry, acts[i + 1] + carry  # depend on the carry: no hoisting
+            products = [x @ w, x.T @ g] + ([g @ w.T] if i else [])  # forward, dW, dx
+            out = out + sum(p.sum() for p in products)  # sums cost ~1/width of the matmuls
+        return out * 1e-30, None
+
+    @jax.jit
+    def chunk():  # a scan of `steps` steps, as the trainer's chunk is
+        return jax.lax.scan(matmuls, jnp.zeros(()), None, length=steps)[0]
+
+    def run() -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(chunk())
+        return steps / (time.perf_counter() - start)
+
+    run()  # compile
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[128, 512, 2048])
@@ -83,19 +119,25 @@ def main() -> None:
         print(f"the torch venv is missing; make it with:\n  {SETUP}", file=sys.stderr)
         sys.exit(2)
     common.header("muP MLP 40 -> 3 x width -> 10, batch 128, Adam; steps/s, medians of rounds")
-    print(f"{'width':>6}{'ours':>10}{'torch+mup':>11}{'torch thr':>10}{'ratio':>8}  target >= 2")
+    print(f"{'width':>6}{'ours':>10}{'torch+mup':>11}{'torch thr':>10}{'ratio':>8}"
+          f"{'matmul-only':>13}{'ceiling':>9}  target >= 2")  # fmt: skip
     for width in args.widths:
         steps = max(10, min(args.steps, int(args.steps * (256 / width) ** 2)))
-        ours_run = jax_runner(width, steps)
-        ours, theirs = [], {1: [], 2: []}
+        ours_run, floor_run = jax_runner(width, steps), matmul_floor_runner(width, steps)
+        ours, floor, theirs = [], [], {1: [], 2: []}
         for _ in range(args.rounds):
             ours.append(ours_run())
+            floor.append(floor_run())
             for threads in theirs:
                 theirs[threads].append(torch_steps_per_s(width, steps, threads))
         best = max(theirs, key=lambda t: statistics.median(theirs[t]))
         a, b = statistics.median(ours), statistics.median(theirs[best])
+        ceiling = statistics.median(floor) / b
         verdict = common.verdict(a / b >= 2)
-        print(f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}  {verdict}", flush=True)
+        if ceiling < 2 and a / b < 2:
+            verdict += f" (bound: the matmuls alone reach only {ceiling:.2f}x)"
+        row = f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}"
+        print(f"{row}{statistics.median(floor):>13.1f}{ceiling:>9.2f}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":

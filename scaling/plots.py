@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -21,9 +23,17 @@ def _plain_ticks(ax, xs) -> None:
 
 
 def _save(fig, path: str) -> None:
+    """Write via a temporary file and a rename: a failed write never leaves half a PNG, and
+    an earlier plot at `path` stays until the new one is complete."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tmp = path + ".tmp.png"
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def lines(

@@ -5,6 +5,7 @@ matplotlib and tensorboardX are imported only in the functions that use them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -34,16 +35,32 @@ class TensorBoard:
             raise ConfigError(
                 "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"
             ) from None
+        self.path = os.path.join(workdir, "tensorboard")
         # purge_step drops events past a resumed checkpoint, as metrics.jsonl is truncated
-        self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge_step)
+        with self._io():
+            self._writer = SummaryWriter(self.path, purge_step=purge_step)
+
+    @contextlib.contextmanager
+    def _io(self):
+        """An I/O failure of the event files is a WriteError (status 4), like every output's."""
+        try:
+            yield
+        except OSError as e:
+            raise outputs.WriteError(self.path, e) from None
 
     def write(self, record: dict) -> None:
-        for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        scalars = {
+            key: value
+            for key, value in record.items()
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        with self._io():
+            for key, value in scalars.items():
                 self._writer.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
-        self._writer.close()
+        with self._io():
+            self._writer.close()
 
 
 def read_metrics(path: str) -> list[dict]:

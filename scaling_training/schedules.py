@@ -10,9 +10,13 @@ before the rule's direction and multipliers.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-import optax
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import optax
+
+# jax and optax are imported inside the functions: the flag validation (and so
+# `train.py --help`) reads SCHEDULES and must not pay for importing jax.
 SCHEDULES = ("constant", "cosine", "linear", "rsqrt")
 
 
@@ -25,6 +29,8 @@ def lr_factor(name: str, steps: int, warmup_steps: int = 0):
     """
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
+    import jax.numpy as jnp
+
     decay_steps = max(steps - warmup_steps, 1)
 
     def factor(count):
@@ -55,6 +61,8 @@ def with_schedule_and_clipping(
     """`optimizer` with global-norm clipping of the gradients before it (clip_norm > 0) and
     its update scaled by the schedule's factor after it. Unchanged for a constant lr
     without warm-up or clipping (the same optimizer state as before)."""
+    import optax
+
     parts = []
     if clip_norm > 0:
         parts.append(optax.clip_by_global_norm(clip_norm))

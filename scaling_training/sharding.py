@@ -61,11 +61,17 @@ class Plan:
     def members_size(self) -> int:
         return self.mesh.shape.get("members", 1)
 
-    def describe(self) -> str:
+    def describe(self, members: int = 0) -> str:
+        """One line: the mesh and where parameters live (`members` > 0: a sweep's members)."""
         axes = ",".join(f"{k}:{v}" for k, v in self.mesh.shape.items())
         params = "FSDP over data" if self.fsdp else "replicated over data"
         if self.model_size > 1:
             params += ", large dims over model"
+        if members:
+            groups = self.mesh.shape.get("members", 1)
+            where = f"split over members ({members // groups} per group)" if groups > 1 else (
+                "all on every device")  # fmt: skip
+            params = f"{members} members {where}, each member's params {params}"
         kind = self.mesh.devices.flat[0].platform
         processes = jax.process_count()
         return (

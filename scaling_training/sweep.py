@@ -50,7 +50,7 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
     echo(dataset.summary())
     echo(rules.describe(models[0], title=f"rule {config.rule}: {rules.get(config.rule).pipeline}"))
     echo(f"sweep: {len(lrs)} learning rates x {len(seeds)} seeds = {len(lrs) * len(seeds)} runs")
-    echo(plan.describe())
+    echo(plan.describe(members=len(lrs) * len(seeds)))
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
     optimizer = build_optimizer(config, models[0], lrs[0])

@@ -192,3 +192,11 @@ def test_failed_run_restores_a_stale_lock_as_it_was(tmp_path):
         raise ConfigError("lr", "refused after the lock was taken")
     assert lock.read_text() == "999999 gone-host\n"
     assert lock.stat().st_mtime_ns == 2_000_000_000
+
+
+def test_tensorboard_write_failure_is_a_write_error(tmp_path):
+    from scaling_training import progress
+
+    (tmp_path / "tensorboard").write_text("a file where the event folder should be")
+    with pytest.raises(outputs.WriteError, match="tensorboard"):
+        progress.TensorBoard(str(tmp_path))
