@@ -11,6 +11,11 @@ beyond width 256. The two sides alternate in rounds; medians are reported. Torch
 with 1 and with 2 threads each round and its faster setting counts (with OpenMP's
 spin-waits, 2 threads on a loaded 2-core machine can be 10x slower than 1).
 
+Bound columns, measured in the same rounds: `matmuls` = steps/s of a scan doing only the
+step's matmuls (forward, weight and input gradients) in XLA, `adam` = steps/s of our Adam
+update alone, `bound` = 1 / (1/matmuls + 1/adam): what a JAX step could reach if everything
+else (activations, loss, biases) were free; `ceiling` = bound / torch.
+
 The torch venv (kept out of the project's own venv and tests), made once:
 
     python3 -m venv .bench-venv-torch && .bench-venv-torch/bin/pip install torch==2.13.0 mup
@@ -106,6 +111,45 @@ def matmul_floor_runner(width: int, steps: int):
     return run
 
 
+def optimizer_runner(width: int, steps: int):
+    """Steps/s of our muP Adam update alone (no forward or backward) on the MLP's parameters:
+    memory-bound (it reads and writes parameters, gradients and two moments every step)."""
+    import jax
+    import optax
+    from flax import nnx
+
+    import rules
+    import zoo
+    from scaling_training.engine import split_model
+    from scaling_training.optimizers import make_optimizer
+
+    config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
+                             base_width=64)  # fmt: skip
+    model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
+    params = split_model(model)[1]
+    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+
+    @jax.jit
+    def chunk(params, opt_state):
+        def step(carry, _):
+            params, opt_state = carry
+            grads = jax.tree.map(lambda p: 1e-3 * p + 1e-4, params)  # fused into the update
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, (params, opt_state), None, length=steps)[0]
+
+    state = (params, tx.init(params))
+
+    def run() -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(chunk(*state))
+        return steps / (time.perf_counter() - start)
+
+    run()  # compile
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[128, 512, 2048])
@@ -120,24 +164,29 @@ def main() -> None:
         sys.exit(2)
     common.header("muP MLP 40 -> 3 x width -> 10, batch 128, Adam; steps/s, medians of rounds")
     print(f"{'width':>6}{'ours':>10}{'torch+mup':>11}{'torch thr':>10}{'ratio':>8}"
-          f"{'matmul-only':>13}{'ceiling':>9}  target >= 2")  # fmt: skip
+          f"{'matmuls':>9}{'adam':>8}{'bound':>8}{'ceiling':>9}  target >= 2")  # fmt: skip
     for width in args.widths:
         steps = max(10, min(args.steps, int(args.steps * (256 / width) ** 2)))
         ours_run, floor_run = jax_runner(width, steps), matmul_floor_runner(width, steps)
-        ours, floor, theirs = [], [], {1: [], 2: []}
+        adam_run = optimizer_runner(width, steps)
+        ours, floor, adam, theirs = [], [], [], {1: [], 2: []}
         for _ in range(args.rounds):
             ours.append(ours_run())
             floor.append(floor_run())
+            adam.append(adam_run())
             for threads in theirs:
                 theirs[threads].append(torch_steps_per_s(width, steps, threads))
         best = max(theirs, key=lambda t: statistics.median(theirs[t]))
         a, b = statistics.median(ours), statistics.median(theirs[best])
-        ceiling = statistics.median(floor) / b
+        matmuls, adam_only = statistics.median(floor), statistics.median(adam)
+        bound = 1 / (1 / matmuls + 1 / adam_only)  # the step's matmuls, then the update
+        ceiling = bound / b
         verdict = common.verdict(a / b >= 2)
         if ceiling < 2 and a / b < 2:
-            verdict += f" (bound: the matmuls alone reach only {ceiling:.2f}x)"
+            verdict += f" (bound: matmuls + Adam alone reach only {ceiling:.2f}x)"
         row = f"{width:>6}{a:>10.1f}{b:>11.1f}{best:>10}{a / b:>8.2f}"
-        print(f"{row}{statistics.median(floor):>13.1f}{ceiling:>9.2f}  {verdict}", flush=True)
+        row += f"{matmuls:>9.1f}{adam_only:>8.0f}{bound:>8.1f}{ceiling:>9.2f}"
+        print(f"{row}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":
