@@ -87,6 +87,8 @@ def main() -> None:
         measure(name, 8, True, repeats=1)  # at depth 8 has no scanned blocks: warm 32 too)
         measure(name, valid_depth(name, 32), True, repeats=1)
     first: dict[tuple[str, str], tuple[float, float]] = {}
+    judged: dict[str, float] = {}  # scanned model -> compile at min(128, deepest) / first
+    target = min(128, max(args.depths))
     for depth in args.depths:
         cells = []
         for name, label, scan in columns:
@@ -96,11 +98,16 @@ def main() -> None:
                 continue
             c, s = measure(name, d, scan)
             c0, s0 = first.setdefault((name, label), (c, s))
+            if scan and depth == target:
+                judged[name] = c / c0
             tag = f"[{d}] " if d != depth else ""
             cells.append(f"{tag}{c:.2f} ({c / c0:4.2f}x)".rjust(20) +
                          f"{1e3 * s:8.2f} ({s / s0:5.1f}x)".rjust(18))  # fmt: skip
         print(f"{depth:>6}" + "".join(cells), flush=True)
     print(f"\n(x = ratio to depth {args.depths[0]}; [d] = the resnet depth 6n+2 used)")
+    for name, ratio in judged.items():
+        print(f"{name}: compile at depth {target} / depth {args.depths[0]} = {ratio:.2f}x"
+              f"   target <= 1.2: {common.verdict(ratio <= 1.2)}")  # fmt: skip
 
 
 if __name__ == "__main__":
