@@ -1,6 +1,6 @@
 """Rule overhead: a training step with a rule applied against the same model in plain Flax NNX.
 
-    python benchmarks/rule_overhead.py [--quick]
+    python benchmarks/rule_overhead.py [--quick] [--models mlp resnet lm]
 
 The plain side is what a user would write by hand for muP with Adam: `nnx.Linear` layers
 (and, for the ResNet, the same im2col convolution and `nnx.BatchNorm`) initialised with
@@ -235,12 +235,15 @@ def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--models", nargs="+", default=["mlp", "resnet", "lm"],
+                        choices=["mlp", "resnet", "lm"], help="which rows to measure")  # fmt: skip
     args = parser.parse_args()
     common.header("muP, Adam; ms per training step (median of interleaved chunks)")
     repeats, steps = (3, 5) if args.quick else (15, 20)
     print(f"{'model':<34}{'ours ms':>10}{'plain ms':>10}{'ratio':>9}  target <= 1.03")
     key = jax.random.key(0)
-    for width, base in ((64, 16),) if args.quick else ((256, 64), (1024, 64)):
+    mlp_shapes = ((64, 16),) if args.quick else ((256, 64), (1024, 64))
+    for width, base in mlp_shapes if "mlp" in args.models else ():
         config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
                                  base_width=base)  # fmt: skip
         ours = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
@@ -252,7 +255,7 @@ def main() -> None:
     width, base, depth, size = (8, 4, 8, 8) if args.quick else (32, 16, 20, 16)
     xs = jax.random.normal(key, (steps // 2, 32, size, size, 3))
     ys = jax.random.randint(key, (steps // 2, 32), 0, 10)
-    for scan in (True, False):
+    for scan in (True, False) if "resnet" in args.models else ():
         config = zoo.ModelConfig(input_shape=(size, size, 3), num_classes=10, width=width,
                                  depth=depth, base_width=base, normalization="batch",
                                  scan_blocks=scan)  # fmt: skip
@@ -263,7 +266,7 @@ def main() -> None:
     # lm: the trainer's default shape (width 128, base 64, 2 blocks, 4 heads, 64 tokens of a
     # 256-byte vocabulary, batch 32); a 4-block, width-256 one as well unless --quick
     shapes = ((64, 32, 2, 32, 8),) if args.quick else ((128, 64, 2, 64, 32), (256, 64, 4, 64, 32))
-    for width, base, depth, length, batch in shapes:
+    for width, base, depth, length, batch in shapes if "lm" in args.models else ():
         xs = jax.random.randint(key, (steps, batch, length), 0, 256)
         ys = jnp.roll(xs, -1, axis=-1)
         for scan in (True, False):
