@@ -9,12 +9,14 @@ the previous checkpoints intact.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import jax
 import numpy as np
 
+from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
 
 # Settings that change where or how often things are written, or the device layout,
@@ -140,10 +142,21 @@ class Checkpoints:
         )
 
 
+def _added_since(key: str, value) -> bool:
+    """True when `key` is a setting newer than a checkpoint and `value` is its default: the
+    run was made before the setting existed, and the default does what the old code did."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return key in defaults and defaults[key] is not None and defaults[key] == value
+
+
 def check_same_config(saved: dict, current: dict, directory: str) -> None:
-    """ConfigError naming the first setting that differs from the checkpoint's."""
+    """ConfigError naming the first setting that differs from the checkpoint's. A setting
+    the checkpoint does not know (added to the trainer later) matches when it has its
+    default value, so runs saved by an older version resume."""
     for key in sorted(set(saved) | set(current)):
         if key in FREE_TO_CHANGE:
+            continue
+        if key not in saved and _added_since(key, current.get(key)):
             continue
         if saved.get(key) != current.get(key):
             raise ConfigError(
