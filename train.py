@@ -131,10 +131,11 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
-    from scaling_training.config import validate_processes, with_model_defaults
+    from scaling_training.config import with_model_defaults
     from scaling_training.distributed import initialize
     from scaling_training.loop import EXIT_DIVERGED, train
     from scaling_training.outputs import EXIT_WRITE_FAILED
+    from scaling_training.validation import validate_processes
 
     try:
         config = with_model_defaults(config)  # so that messages below show real values

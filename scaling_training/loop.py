@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import scaling_data as data
-from scaling_training.config import ConfigError, TrainConfig, sweep_lrs, validate
+from scaling_training.config import ConfigError, TrainConfig, sweep_lrs
 from scaling_training.results import EXIT_DIVERGED, RunResult
+from scaling_training.validation import validate
 
 __all__ = ["EXIT_DIVERGED", "RunResult", "load_dataset", "train"]
 

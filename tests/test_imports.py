@@ -12,6 +12,7 @@ PACKAGES = ("scaling_training", "scaling", "rules", "zoo", "scaling_data")
 APP = {
     "train",
     "scaling_training.config",
+    "scaling_training.validation",
     "scaling_training.loop",
     "scaling_training.fits",
     "scaling_training.single",

@@ -9,8 +9,8 @@ HEAVY = ("jax", "jaxlib", "flax", "optax", "orbax", "matplotlib", "sklearn", "mn
 CHECK = f"""
 import sys
 import train
-from scaling_training import config
-config.validate(config.TrainConfig())
+from scaling_training import config, validation
+validation.validate(config.TrainConfig())
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print(",".join(heavy))
 """

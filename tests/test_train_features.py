@@ -15,11 +15,12 @@ import rules
 import scaling_data as data
 from scaling_data.augment import crop_padding
 from scaling_training import engine
-from scaling_training.config import ConfigError, TrainConfig, validate
+from scaling_training.config import ConfigError, TrainConfig
 from scaling_training.loop import train
 from scaling_training.optimizers import make_optimizer
 from scaling_training.progress import read_metrics
 from scaling_training.schedules import lr_factor, with_schedule_and_clipping
+from scaling_training.validation import validate
 
 SMALL = TrainConfig(
     width=32, base_width=16, depth=2, steps=12, eval_every=4, log_every=4, batch_size=32,
