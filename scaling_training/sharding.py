@@ -154,11 +154,8 @@ class Plan:
         return xs, ys
 
 
-def make_plan(spec: str, fsdp: bool, batch_size: int, members: int = 0, default: str = "") -> Plan:
-    """The mesh for `--mesh` (`default` when empty: every device on data); ConfigError when
-    it does not fit the devices, the batch, or the `members` of a sweep (0: not a sweep)."""
-    devices = jax.devices()
-    axes = parse_mesh(spec or default, len(devices))
+def check_members(axes: dict[str, int], members: int) -> None:
+    """ConfigError unless the mesh axes suit a sweep of `members` runs (0: not a sweep)."""
     if "members" in axes and not members:
         raise ConfigError("mesh", "the members axis is for sweeps (--lrs); use data or model")
     if members and axes.get("model", 1) > 1:
@@ -169,6 +166,14 @@ def make_plan(spec: str, fsdp: bool, batch_size: int, members: int = 0, default:
             f"the sweep's {members} runs (lrs x seeds) do not divide over "
             f"members:{axes['members']}; pick a divisor of {members}",
         )
+
+
+def make_plan(spec: str, fsdp: bool, batch_size: int, members: int = 0, default: str = "") -> Plan:
+    """The mesh for `--mesh` (`default` when empty: every device on data); ConfigError when
+    it does not fit the devices, the batch, or the `members` of a sweep (0: not a sweep)."""
+    devices = jax.devices()
+    axes = parse_mesh(spec or default, len(devices))
+    check_members(axes, members)
     needed = math.prod(axes.values())
     if needed > len(devices) or (jax.process_count() > 1 and needed != len(devices)):
         raise ConfigError(

@@ -219,17 +219,10 @@ def validate_mesh(spec: str, members: int = 0) -> None:
     a sweep), in scaling_training.sharding's words; device counts are checked there."""
     if not spec.strip():
         return
-    from scaling_training.sharding import parse_mesh
+    from scaling_training.sharding import check_members, parse_mesh
 
     axes = parse_mesh(spec, 0)  # the grammar, in the words train() would use later
-    if "members" in axes and not members:
-        raise ConfigError("mesh", "the members axis is for sweeps (--lrs); use data or model")
-    if members and members % axes.get("members", 1):
-        raise ConfigError(
-            "mesh",
-            f"the sweep's {members} runs (lrs x seeds) do not divide over "
-            f"members:{axes['members']}; pick a divisor of {members}",
-        )
+    check_members(axes, members)
     if "data" not in axes and "members" not in axes:  # a sweep may put every device on members
         raise ConfigError("mesh", f"needs a data axis (e.g. data:1,model:2), got {spec!r}")
 

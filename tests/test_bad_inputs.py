@@ -157,6 +157,7 @@ TRAIN_CASES = [
     ("lrs_with_fsdp", ["--lrs=0.1,0.2", "--fsdp"], "--fsdp", 2),
     ("members_without_lrs", ["--mesh=members:1,data:1"], "--mesh", 2),
     ("members_not_dividing", ["--lrs=0.1,0.2", "--mesh=members:3,data:1"], "--mesh", 2),
+    ("sweep_with_model_axis", ["--lrs=0.1,0.2", "--mesh=data:1,model:2"], "--mesh", 2),
     ("seeds_without_lrs", ["--seeds=2"], "--seeds", 2),
     ("seeds_zero", ["--lrs=0.1,0.2", "--seeds=0"], "--seeds", 2),
     ("keep_checkpoints_zero", ["--keep_checkpoints=0"], "--keep_checkpoints", 2),
