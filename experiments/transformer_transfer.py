@@ -197,6 +197,7 @@ def plot(records: dict, path: str, family: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     fig, axes = plt.subplots(1, len(records), figsize=(5 * len(records), 4), squeeze=False)
@@ -215,7 +216,10 @@ def plot(records: dict, path: str, family: str) -> None:
         )
         finite = finite[np.isfinite(finite)]
         if finite.size:
-            ax.set_ylim(finite.min() - 0.05, min(finite.max(), finite.min() * 2.5) + 0.05)
+            # clip diverging ends, but keep at least one loss unit (small losses: the vit)
+            top = min(finite.max(), max(finite.min() * 2.5, finite.min() + 1.0))
+            ax.set_ylim(finite.min() - 0.05, top + 0.05)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
