@@ -5,10 +5,15 @@
 
 For every rule and size: one vmapped Adam sweep over --lrs (scaling.transfer.measure, the
 probe behind `python -m scaling transfer`), final training loss on a fixed training subset,
-optimum refined by a parabola in log LR. Writes OUT/<rule>.json after each rule (partial
+optimum refined by a parabola in log LR. Writes OUT/<rule>.json after each size (partial
 results survive an interrupted run) and OUT/transfer.png (loss against LR, one panel per
 rule, one line per size). Transformers need options the probe CLI does not take (pre-LN
 norm, text windows), hence this script.
+
+`--add` appends the sizes missing from an existing OUT/<rule>.json instead of redoing the
+ones it holds; every setting that defines the protocol must match the file's (else an error),
+except --lrs: a size may sweep its own window of the grid (members of a sweep are trained
+independently, so a shared LR gives the same loss in either window).
 """
 
 from __future__ import annotations
@@ -16,7 +21,49 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from typing import NoReturn
+
+# settings that define the protocol: a size added with --add must share them
+PROTOCOL = ("family", "steps", "batch_size", "seq_len", "seeds", "heads", "base_width",
+            "base_depth")  # fmt: skip
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def protocol_mismatch(old: dict, new: dict, axis: str) -> str | None:
+    """The first protocol setting in which `new` differs from `old` (None: they agree)."""
+    fixed = "depth" if axis == "width" else "width"
+    old_axis = "depth" if old.get("depths") else "width"
+    if old_axis != axis:
+        return f"axis is {axis} here but {old_axis} in the file"
+    for key in (*PROTOCOL, fixed):
+        if old.get(key) != new.get(key):
+            return f"--{key} is {new.get(key)} here but {old.get(key)} in the file"
+    return None
+
+
+def summarize(rule: str, axis: str, results: list[dict], settings: dict, seconds: float) -> dict:
+    """The JSON record of one rule: entries sorted by size, per-size mean optimum, shift."""
+    import numpy as np
+
+    results = sorted(results, key=lambda e: e[axis])
+    optima = [float(np.nanmean(e["eta_opt"])) for e in results]
+    return {
+        "lrs": results[0].get("lrs", settings["lrs_list"]) if results else settings["lrs_list"],
+        "results": results,
+        "rule": rule,
+        "axis": axis,
+        "sizes": [e[axis] for e in results],
+        "eta_opt": optima,
+        "shift": max(optima) / min(optima),
+        "seconds": seconds,
+        "settings": {k: v for k, v in settings.items() if k != "lrs_list"},
+    }
 
 
 def main() -> None:
@@ -36,36 +83,60 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--out", default="runs/transfer")
+    p.add_argument("--add", action="store_true", help="append missing sizes to OUT/<rule>.json")
+    p.add_argument("--test_windows", type=int, default=0,
+                   help="test accuracy on the first N test examples only (0: all); the "
+                   "optimum reads the training subset either way")  # fmt: skip
     p.add_argument("--replot", action="store_true", help="plot OUT/<rule>.json of --rules only")
     args = p.parse_args()
+    try:
+        lrs = [float(v) for v in args.lrs.split(",")]
+        axis = "depth" if args.depths else "width"
+        sizes = [int(v) for v in (args.depths or args.widths).split(",")]
+    except ValueError as e:
+        fail(f"--lrs, --widths and --depths are comma-separated numbers ({e})")
+    if args.test_windows < 0:
+        fail(f"--test_windows must be >= 0, got {args.test_windows}")
     if args.replot:
-        records = {}
-        for rule in args.rules.split(","):
-            with open(os.path.join(args.out, f"{rule}.json")) as f:
-                records[rule] = json.load(f)
-        lrs = next(iter(records.values()))["lrs"]
-        plot(records, lrs, os.path.join(args.out, "transfer.png"), args.family)
+        names = args.rules.split(",")
+        records = {rule: read(os.path.join(args.out, f"{rule}.json")) for rule in names}
+        plot(records, os.path.join(args.out, "transfer.png"), args.family)
         for rule, record in records.items():
-            optima = ", ".join(f"{o:.3g}" for o in record["eta_opt"])
-            print(f"{rule}: eta_opt {optima} over {record['axis']} {record['sizes']}: "
-                  f"max/min {record['shift']:.2f}x")  # fmt: skip
+            report(rule, record)
         return
 
-    import numpy as np
+    olds = {}  # rule -> the record --add extends, checked before any slow import
+    for rule in args.rules.split(","):
+        path = os.path.join(args.out, f"{rule}.json")
+        if args.add and os.path.exists(path):
+            olds[rule] = read(path)
+            mismatch = protocol_mismatch(olds[rule]["settings"], vars(args), axis)
+            if mismatch:
+                fail(f"--add to {path}: {mismatch}")
+
+    import dataclasses
 
     import scaling_data as data
     from scaling import transfer
     from scaling.setup import ProbeModel
 
     dataset = data.load("grammar_text" if args.family == "lm" else "digits", seq_len=args.seq_len)
-    lrs = [float(v) for v in args.lrs.split(",")]
-    if args.depths:
-        axis, sizes, fixed = "depth", [int(v) for v in args.depths.split(",")], args.width
-    else:
-        axis, sizes, fixed = "width", [int(v) for v in args.widths.split(",")], args.depth
+    if args.test_windows:  # test accuracy is reported, not used: a subset saves CPU
+        subset = slice(0, args.test_windows)
+        dataset = dataclasses.replace(dataset, x_test=dataset.x_test[subset],
+                                      y_test=dataset.y_test[subset])  # fmt: skip
+    fixed = args.width if axis == "depth" else args.depth
+    settings = {**vars(args), "lrs_list": lrs}
     os.makedirs(args.out, exist_ok=True)
     records = {}
     for rule in args.rules.split(","):
+        path = os.path.join(args.out, f"{rule}.json")
+        results, seconds, run_settings = [], 0.0, settings
+        if rule in olds:
+            old = olds[rule]
+            results, seconds = old["results"], old["seconds"]
+            run_settings = {**old["settings"], "lrs_list": old["lrs"],
+                            "added": old["settings"].get("added", []) + [vars(args)]}  # fmt: skip
         spec = ProbeModel(
             model=args.family,
             rule=rule,
@@ -77,47 +148,63 @@ def main() -> None:
             num_classes=dataset.num_classes,
             options=(("normalization", "layer"), ("heads", args.heads)),
         )
-        start, results = time.perf_counter(), []
         for size in sizes:  # one size at a time: the JSON grows as sizes finish
+            if any(e[axis] == size for e in results):
+                continue
+            start = time.perf_counter()
             result = transfer.measure(
                 spec, [size], axis, fixed, lrs, args.seeds, dataset, args.steps, args.batch_size,
                 "adam", echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),
             )  # fmt: skip
-            results += result["results"]
-            optima = [float(np.nanmean(e["eta_opt"])) for e in results]
-            records[rule] = {
-                "lrs": lrs,
-                "results": results,
-                "rule": rule,
-                "axis": axis,
-                "sizes": sizes[: len(results)],
-                "eta_opt": optima,
-                "shift": max(optima) / min(optima),
-                "seconds": time.perf_counter() - start,
-                "settings": vars(args),
-            }
-            with open(os.path.join(args.out, f"{rule}.json"), "w") as f:
+            entry = result["results"][0]
+            entry.update(lrs=lrs, test_examples=len(dataset.y_test),
+                         seconds=time.perf_counter() - start)  # fmt: skip
+            seconds += entry["seconds"]
+            records[rule] = summarize(rule, axis, results + [entry], run_settings, seconds)
+            results = records[rule]["results"]
+            with open(path, "w") as f:
                 json.dump(records[rule], f, indent=1)
-            plot(records, lrs, os.path.join(args.out, f"transfer_{rule}.png"), args.family)
-        print(
-            f"{rule}: eta_opt {', '.join(f'{o:.3g}' for o in optima)} over {axis} {sizes}: "
-            f"max/min {records[rule]['shift']:.2f}x ({records[rule]['seconds']:.0f} s)",
-            flush=True,
-        )
-    plot(records, lrs, os.path.join(args.out, "transfer.png"), args.family)
+            plot(records, os.path.join(args.out, f"transfer_{rule}.png"), args.family)
+        if rule not in records and results:
+            records[rule] = read(path)
+        if rule in records:
+            report(rule, records[rule])
+    if records:
+        plot(records, os.path.join(args.out, "transfer.png"), args.family)
 
 
-def plot(records: dict, lrs: list[float], path: str, family: str) -> None:
+def read(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"cannot read {path}: {e}")
+
+
+def report(rule: str, record: dict) -> None:
+    edges = [e[record["axis"]] for e in record["results"] if any(e["optimum_at_grid_edge"])]
+    edge_note = f"; optimum at the grid edge at {edges}" if edges else ""
+    print(
+        f"{rule}: eta_opt {', '.join(f'{o:.3g}' for o in record['eta_opt'])} over "
+        f"{record['axis']} {record['sizes']}: max/min {record['shift']:.2f}x "
+        f"({record['seconds']:.0f} s){edge_note}",
+        flush=True,
+    )
+
+
+def plot(records: dict, path: str, family: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     fig, axes = plt.subplots(1, len(records), figsize=(5 * len(records), 4), squeeze=False)
     for ax, (rule, record) in zip(axes[0], records.items()):
         for entry, optimum in zip(record["results"], record["eta_opt"]):
             loss = np.nanmean(np.asarray(entry["train_loss"], float), axis=0)
+            lrs = entry.get("lrs", record["lrs"])
             line = ax.plot(lrs, loss, marker="o", label=f"{record['axis']} {entry[record['axis']]}")
             ax.axvline(optimum, color=line[0].get_color(), ls=":", lw=1)
         ax.set_xscale("log")
@@ -129,10 +216,14 @@ def plot(records: dict, lrs: list[float], path: str, family: str) -> None:
         )
         finite = finite[np.isfinite(finite)]
         if finite.size:
-            ax.set_ylim(finite.min() - 0.05, min(finite.max(), finite.min() * 2.5) + 0.05)
+            # clip diverging ends, but keep at least one loss unit (small losses: the vit)
+            top = min(finite.max(), max(finite.min() * 2.5, finite.min() + 1.0))
+            ax.set_ylim(finite.min() - 0.05, top + 0.05)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
