@@ -39,7 +39,9 @@ flags.DEFINE_string("rules_module", "", "module or .py file registering extra ru
 flags.DEFINE_list("widths", ["64", "128", "256"], "widths (comma separated)")
 flags.DEFINE_list("depths", ["3"], "depths (comma separated)")
 flags.DEFINE_integer("seeds", 3, "seeds per size")
-flags.DEFINE_integer("base_width", 64, "width at which the rule equals its base rule")
+flags.DEFINE_integer(
+    "base_width", 64, "width at which the rule equals its base rule; 0 = each width (one LR)"
+)
 flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
 flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
 flags.DEFINE_bool("bias", False, "use biases")
@@ -53,6 +55,24 @@ flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
 flags.DEFINE_string("layers", "", "regex of layers entering the update criterion ('' = all)")
 flags.DEFINE_string("dataset", "", "dataset giving the input shape; '' = the model's default")
 flags.DEFINE_string("out", "scaling_out", "output folder")
+flags.DEFINE_integer(
+    "outputs", 0, "update: number of outputs of the model and its Gaussian target; 0 = the "
+    "dataset's classes"
+)  # fmt: skip
+flags.DEFINE_enum(
+    "protocol",
+    "",
+    ["", "jelassi"],
+    "update: 'jelassi' = Jelassi et al. 2023's protocol, for flags not given: --rule=mean_field "
+    "--base_width=0 (one LR for every layer) --outputs=1 --layers=^hidden (max over hidden "
+    "layers), eta* averaged over seeds in log (one output makes it heavy-tailed). Already "
+    "the probe's: one example, loss 1/2 |f - y|^2, one SGD step",
+)
+
+# What --protocol=jelassi sets, unless the flag is given.
+PROTOCOLS = {
+    "jelassi": {"rule": "mean_field", "base_width": 0, "outputs": 1, "layers": "^hidden"},
+}
 
 
 def fail(message: str) -> None:
@@ -90,28 +110,40 @@ def main(argv: list[str]) -> None:
         sys.exit(EXIT_WRITE_FAILED)
 
 
-def zoo_spec(f, dataset):
-    """The probes' spec of a zoo family from the flags."""
+def zoo_spec(f, dataset, outputs: int):
+    """The probes' spec of a zoo family from the flags (`outputs`: the readout's size)."""
     from scaling.setup import ProbeModel
 
     return ProbeModel(
         model=f.model,
         rule=f.rule,
-        base_width=f.base_width,
+        base_width=f.base_width or None,
         base_depth=f.base_depth or None,
         activation=f.activation,
         optimizer=rules.OPTIMIZERS[f.optimizer],
         use_bias=f.bias,
         input_shape=dataset.input_shape,
-        num_classes=dataset.num_classes,
+        num_classes=outputs,
     )
 
 
 USER_MODEL_PROBES = ("coord", "update")
 
 
+def apply_protocol(probe: str, f) -> None:
+    """Fill the flags a --protocol sets (those not given on the command line)."""
+    if not f.protocol:
+        return
+    if probe != "update":
+        fail(f"--protocol: {f.protocol} is a protocol of the update probe, not of {probe}")
+    for flag, value in PROTOCOLS[f.protocol].items():
+        if not f[flag].present:
+            f[flag].value = value
+
+
 def run(probe: str, f) -> None:
     """Check every flag, run `probe`, write its results."""
+    apply_protocol(probe, f)
     if f.rules_module:
         try:
             rules.import_rules(f.rules_module)
@@ -137,11 +169,14 @@ def run(probe: str, f) -> None:
         lrs = tuple(float(v) for v in f.lrs)
     except ValueError:
         fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
-    for flag in ("seeds", "rounds", "batch_size", "base_width"):
+    for flag in ("seeds", "rounds", "batch_size"):
         if f[flag].value < 1:
             fail(f"--{flag}: must be >= 1, got {f[flag].value}")
-    if f.base_depth < 0:
-        fail(f"--base_depth: must be >= 0 (0 = each depth), got {f.base_depth}")
+    for flag, zero in (("base_width", "each width"), ("base_depth", "each depth")):
+        if f[flag].value < 0:
+            fail(f"--{flag}: must be >= 0 (0 = {zero}), got {f[flag].value}")
+    if f.outputs < 0 or (f.outputs and probe != "update"):
+        fail(f"--outputs: a number >= 1 for the update probe (0 = the dataset's), got {f.outputs}")
     widths, depths = _sizes("widths"), _sizes("depths")
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
@@ -149,9 +184,8 @@ def run(probe: str, f) -> None:
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
     members = f.seeds * (len(lrs) or 10) if probe in ("transfer", "maxlr") else f.seeds
-    check_fits(
-        f.model, widths, depths, members, f.batch_size, dataset.input_shape, dataset.num_classes
-    )
+    outputs = f.outputs or dataset.num_classes
+    check_fits(f.model, widths, depths, members, f.batch_size, dataset.input_shape, outputs)
     if user_model:
         from scaling.user_models import UserModel
 
@@ -165,10 +199,10 @@ def run(probe: str, f) -> None:
             factory=factory,
             optimizer=rules.OPTIMIZERS[f.optimizer],
             input_shape=dataset.input_shape,
-            num_classes=dataset.num_classes,
+            num_classes=outputs,
         )
     else:
-        spec = zoo_spec(f, dataset)
+        spec = zoo_spec(f, dataset, outputs)
     request = Request(
         spec=spec,
         widths=widths,
@@ -184,6 +218,7 @@ def run(probe: str, f) -> None:
         batch_size=f.batch_size,
         rounds=f.rounds,
         out=f.out,
+        log_mean=f.protocol == "jelassi",
     )
     try:
         report = PROBES[probe](request)
@@ -196,8 +231,9 @@ def run(probe: str, f) -> None:
         "model": f.model,
         "rule": f.rule,
         "seeds": f.seeds,
-        "base_width": f.base_width,
+        "base_width": f.base_width or None,
         "base_depth": f.base_depth or None,
+        "protocol": f.protocol or None,
         "activation": f.activation,
         "optimizer": f.optimizer,
         "dataset": dataset_name,
