@@ -38,7 +38,9 @@ flags.DEFINE_string("rule", "mup", f"scaling rule: {', '.join(rules.names())}")
 flags.DEFINE_string("rules_module", "", "module or .py file registering extra rules")
 flags.DEFINE_list("widths", ["64", "128", "256"], "widths (comma separated)")
 flags.DEFINE_list("depths", ["3"], "depths (comma separated)")
-flags.DEFINE_integer("seeds", 3, "seeds per size")
+flags.DEFINE_integer(
+    "seeds", 3, "seeds per size (transfer: 4 unless given; its optimum is a seed-mean curve's)"
+)
 flags.DEFINE_integer(
     "base_width", 64, "width at which the rule equals its base rule; 0 = each width (one LR)"
 )
@@ -47,8 +49,15 @@ flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.
 flags.DEFINE_bool("bias", False, "use biases")
 flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
 flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
-flags.DEFINE_integer("steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer and maxlr")
-flags.DEFINE_list("lrs", [], "learning rates (transfer, maxlr: the bracket's grid); '' = default")
+flags.DEFINE_integer(
+    "steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer, transfer_error and maxlr"
+)
+flags.DEFINE_list(
+    "lrs",
+    [],
+    "learning rates; '' = transfer and transfer_error: 19 LRs 2^(1/2) apart, 2^-7..2 (SGD) or "
+    "2^-13..2^-4 (Adam); maxlr (the bracket's grid): 10 LRs 1e-3..3 (SGD) or 1e-4..0.1",
+)
 flags.DEFINE_float("threshold", 0.9, "test accuracy that counts as trained (maxlr)")
 flags.DEFINE_integer("rounds", 3, "bracket-narrowing rounds (maxlr)")
 flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
@@ -169,6 +178,7 @@ def run(probe: str, f) -> None:
         lrs = tuple(float(v) for v in f.lrs)
     except ValueError:
         fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
+    seeds = 4 if probe == "transfer" and not f["seeds"].present else f.seeds
     for flag in ("seeds", "rounds", "batch_size"):
         if f[flag].value < 1:
             fail(f"--{flag}: must be >= 1, got {f[flag].value}")
@@ -183,7 +193,10 @@ def run(probe: str, f) -> None:
     check_out(f.out)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
-    members = f.seeds * (len(lrs) or 10) if probe in ("transfer", "maxlr") else f.seeds
+    # LR sweeps train every (seed, LR) at once; the other probes hold one model at a time
+    sweeps = ("transfer", "maxlr", "transfer_error")
+    grid = len(lrs) or (10 if probe == "maxlr" else 19)
+    members = seeds * grid if probe in sweeps else 1
     outputs = f.outputs or dataset.num_classes
     check_fits(f.model, widths, depths, members, f.batch_size, dataset.input_shape, outputs)
     if user_model:
@@ -207,7 +220,7 @@ def run(probe: str, f) -> None:
         spec=spec,
         widths=widths,
         depths=depths,
-        seeds=f.seeds,
+        seeds=seeds,
         lr=f.lr,
         steps=f.steps or (3 if probe == "coord" else 200),
         optimizer=f.optimizer,
@@ -230,7 +243,7 @@ def run(probe: str, f) -> None:
         "probe": probe,
         "model": f.model,
         "rule": f.rule,
-        "seeds": f.seeds,
+        "seeds": seeds,
         "base_width": f.base_width or None,
         "base_depth": f.base_depth or None,
         "protocol": f.protocol or None,

@@ -37,10 +37,16 @@ class Request:
     out: str = ""
     log_mean: bool = False  # update: geometric seed means of eta* (Jelassi protocol)
 
-    def lr_grid(self) -> np.ndarray:
-        """--lrs, or 10 log-spaced LRs suited to the optimizer family."""
+    def lr_grid(self, fine: bool = False) -> np.ndarray:
+        """--lrs, or log-spaced LRs suited to the optimizer family: 10 (maxlr's bracket), or
+        with `fine` (LR sweeps that locate an optimum) 19 spaced 2^(1/2) apart, 2^-7..2^2
+        for SGD and 2^-13..2^-4 for Adam: a factor-2 grid moved MLP optima by up to 0.25
+        log2 (its parabola is biased on asymmetric curves; WORKSPACE.md, noisy optima)."""
         if self.lrs:
             return np.array(sorted(self.lrs), float)
+        if fine:
+            top = 4.0 if self.spec.optimizer == "sgd" else 2.0**-4
+            return top * 2.0 ** (-np.arange(18, -1, -1) / 2)
         low, high = (1e-3, 3.0) if self.spec.optimizer == "sgd" else (1e-4, 1e-1)
         return geometric_grid(low, high, 10)
 
@@ -307,7 +313,7 @@ def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray,
     sizes, the other size held at its first value; ProbeError for fewer than three LRs."""
     axis, sizes = req.swept()
     fixed = req.depths[0] if axis == "width" else req.widths[0]
-    lrs = req.lr_grid()
+    lrs = req.lr_grid(fine=True)
     if len(lrs) < 3:
         raise ProbeError(f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
     result = measure(

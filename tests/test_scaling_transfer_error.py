@@ -132,3 +132,17 @@ def test_transfer_exponent_of_seed_mean_optima_with_seed_bootstrap():
     assert off["exponent"] is None
     one_seed = transfer.exponent(sizes, GRID, [[parabola(GRID, 6.4 / s)] for s in sizes])
     assert one_seed["exponent"] == pytest.approx(-1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "optimizer, low, high", [("sgd", 2.0**-7, 4.0), ("adam", 2.0**-13, 2.0**-4)]
+)
+def test_default_sweep_grid_is_spaced_a_half_octave(optimizer, low, high):
+    from scaling.probes import Request
+    from scaling.setup import ProbeModel
+
+    request = Request(ProbeModel(optimizer=optimizer), (64, 256), (3,))
+    grid = request.lr_grid(fine=True)
+    assert len(grid) == 19 and grid[0] == pytest.approx(low) and grid[-1] == pytest.approx(high)
+    assert np.log2(grid[1:] / grid[:-1]) == pytest.approx(np.full(18, 0.5))
+    assert len(request.lr_grid()) == 10  # maxlr's bracket keeps its coarse grid
