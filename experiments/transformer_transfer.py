@@ -4,8 +4,9 @@
         --widths=64,128,256,512 --depth=2 --out=runs/transfer/lm_width
 
 For every rule and size: one vmapped Adam sweep over --lrs (scaling.transfer.measure, the
-probe behind `python -m scaling transfer`), final training loss on a fixed training subset,
-optimum refined by a parabola in log LR. Writes OUT/<rule>.json after each size (partial
+probe behind `python -m scaling transfer`); eta_opt here is the mean of the per-seed optima
+(training loss over the last 10% of steps, refined by a parabola in log2 LR); the plot shows
+the final training loss on a fixed training subset. Writes OUT/<rule>.json after each size (partial
 results survive an interrupted run) and OUT/transfer.png (loss against LR, one panel per
 rule, one line per size). Transformers need options the probe CLI does not take (pre-LN
 norm, text windows), hence this script.

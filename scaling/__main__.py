@@ -38,21 +38,50 @@ flags.DEFINE_string("rule", "mup", f"scaling rule: {', '.join(rules.names())}")
 flags.DEFINE_string("rules_module", "", "module or .py file registering extra rules")
 flags.DEFINE_list("widths", ["64", "128", "256"], "widths (comma separated)")
 flags.DEFINE_list("depths", ["3"], "depths (comma separated)")
-flags.DEFINE_integer("seeds", 3, "seeds per size")
-flags.DEFINE_integer("base_width", 64, "width at which the rule equals its base rule")
+flags.DEFINE_integer(
+    "seeds", 3, "seeds per size (transfer: 4 unless given; its optimum is a seed-mean curve's)"
+)
+flags.DEFINE_integer(
+    "base_width", 64, "width at which the rule equals its base rule; 0 = each width (one LR)"
+)
 flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
 flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
 flags.DEFINE_bool("bias", False, "use biases")
 flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
 flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
-flags.DEFINE_integer("steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer and maxlr")
-flags.DEFINE_list("lrs", [], "learning rates (transfer, maxlr: the bracket's grid); '' = default")
+flags.DEFINE_integer(
+    "steps", 0, "optimizer steps; 0 = 3 for coord, 200 for transfer, transfer_error and maxlr"
+)
+flags.DEFINE_list(
+    "lrs",
+    [],
+    "learning rates; '' = transfer and transfer_error: 19 LRs 2^(1/2) apart, 2^-7..2 (SGD) or "
+    "2^-13..2^-4 (Adam); maxlr (the bracket's grid): 10 LRs 1e-3..3 (SGD) or 1e-4..0.1",
+)
 flags.DEFINE_float("threshold", 0.9, "test accuracy that counts as trained (maxlr)")
 flags.DEFINE_integer("rounds", 3, "bracket-narrowing rounds (maxlr)")
 flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
 flags.DEFINE_string("layers", "", "regex of layers entering the update criterion ('' = all)")
 flags.DEFINE_string("dataset", "", "dataset giving the input shape; '' = the model's default")
 flags.DEFINE_string("out", "scaling_out", "output folder")
+flags.DEFINE_integer(
+    "outputs", 0, "update: number of outputs of the model and its Gaussian target; 0 = the "
+    "dataset's classes"
+)  # fmt: skip
+flags.DEFINE_enum(
+    "protocol",
+    "",
+    ["", "jelassi"],
+    "update: 'jelassi' = Jelassi et al. 2023's protocol, for flags not given: --rule=mean_field "
+    "--base_width=0 (one LR for every layer) --outputs=1 --layers=^hidden (max over hidden "
+    "layers), eta* averaged over seeds in log (one output makes it heavy-tailed). Already "
+    "the probe's: one example, loss 1/2 |f - y|^2, one SGD step",
+)
+
+# What --protocol=jelassi sets, unless the flag is given.
+PROTOCOLS = {
+    "jelassi": {"rule": "mean_field", "base_width": 0, "outputs": 1, "layers": "^hidden"},
+}
 
 
 def fail(message: str) -> None:
@@ -90,28 +119,40 @@ def main(argv: list[str]) -> None:
         sys.exit(EXIT_WRITE_FAILED)
 
 
-def zoo_spec(f, dataset):
-    """The probes' spec of a zoo family from the flags."""
+def zoo_spec(f, dataset, outputs: int):
+    """The probes' spec of a zoo family from the flags (`outputs`: the readout's size)."""
     from scaling.setup import ProbeModel
 
     return ProbeModel(
         model=f.model,
         rule=f.rule,
-        base_width=f.base_width,
+        base_width=f.base_width or None,
         base_depth=f.base_depth or None,
         activation=f.activation,
         optimizer=rules.OPTIMIZERS[f.optimizer],
         use_bias=f.bias,
         input_shape=dataset.input_shape,
-        num_classes=dataset.num_classes,
+        num_classes=outputs,
     )
 
 
 USER_MODEL_PROBES = ("coord", "update")
 
 
+def apply_protocol(probe: str, f) -> None:
+    """Fill the flags a --protocol sets (those not given on the command line)."""
+    if not f.protocol:
+        return
+    if probe != "update":
+        fail(f"--protocol: {f.protocol} is a protocol of the update probe, not of {probe}")
+    for flag, value in PROTOCOLS[f.protocol].items():
+        if not f[flag].present:
+            f[flag].value = value
+
+
 def run(probe: str, f) -> None:
     """Check every flag, run `probe`, write its results."""
+    apply_protocol(probe, f)
     if f.rules_module:
         try:
             rules.import_rules(f.rules_module)
@@ -137,21 +178,27 @@ def run(probe: str, f) -> None:
         lrs = tuple(float(v) for v in f.lrs)
     except ValueError:
         fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
-    for flag in ("seeds", "rounds", "batch_size", "base_width"):
+    seeds = 4 if probe == "transfer" and not f["seeds"].present else f.seeds
+    for flag in ("seeds", "rounds", "batch_size"):
         if f[flag].value < 1:
             fail(f"--{flag}: must be >= 1, got {f[flag].value}")
-    if f.base_depth < 0:
-        fail(f"--base_depth: must be >= 0 (0 = each depth), got {f.base_depth}")
+    for flag, zero in (("base_width", "each width"), ("base_depth", "each depth")):
+        if f[flag].value < 0:
+            fail(f"--{flag}: must be >= 0 (0 = {zero}), got {f[flag].value}")
+    if f.outputs < 0 or (f.outputs and probe != "update"):
+        fail(f"--outputs: a number >= 1 for the update probe (0 = the dataset's), got {f.outputs}")
     widths, depths = _sizes("widths"), _sizes("depths")
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
     check_out(f.out)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
-    members = f.seeds * (len(lrs) or 10) if probe in ("transfer", "maxlr") else f.seeds
-    check_fits(
-        f.model, widths, depths, members, f.batch_size, dataset.input_shape, dataset.num_classes
-    )
+    # LR sweeps train every (seed, LR) at once; the other probes hold one model at a time
+    sweeps = ("transfer", "maxlr", "transfer_error")
+    grid = len(lrs) or (10 if probe == "maxlr" else 19)
+    members = seeds * grid if probe in sweeps else 1
+    outputs = f.outputs or dataset.num_classes
+    check_fits(f.model, widths, depths, members, f.batch_size, dataset.input_shape, outputs)
     if user_model:
         from scaling.user_models import UserModel
 
@@ -165,15 +212,15 @@ def run(probe: str, f) -> None:
             factory=factory,
             optimizer=rules.OPTIMIZERS[f.optimizer],
             input_shape=dataset.input_shape,
-            num_classes=dataset.num_classes,
+            num_classes=outputs,
         )
     else:
-        spec = zoo_spec(f, dataset)
+        spec = zoo_spec(f, dataset, outputs)
     request = Request(
         spec=spec,
         widths=widths,
         depths=depths,
-        seeds=f.seeds,
+        seeds=seeds,
         lr=f.lr,
         steps=f.steps or (3 if probe == "coord" else 200),
         optimizer=f.optimizer,
@@ -184,6 +231,7 @@ def run(probe: str, f) -> None:
         batch_size=f.batch_size,
         rounds=f.rounds,
         out=f.out,
+        log_mean=f.protocol == "jelassi",
     )
     try:
         report = PROBES[probe](request)
@@ -195,9 +243,10 @@ def run(probe: str, f) -> None:
         "probe": probe,
         "model": f.model,
         "rule": f.rule,
-        "seeds": f.seeds,
-        "base_width": f.base_width,
+        "seeds": seeds,
+        "base_width": f.base_width or None,
         "base_depth": f.base_depth or None,
+        "protocol": f.protocol or None,
         "activation": f.activation,
         "optimizer": f.optimizer,
         "dataset": dataset_name,

@@ -30,13 +30,17 @@ def fit_exponent(x, y) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def fit_power_law(x, samples, confidence: float = 0.95, resamples: int = 1000, seed: int = 0):
+def fit_power_law(
+    x, samples, confidence: float = 0.95, resamples: int = 1000, seed: int = 0, log_mean=False
+):
     """Fit y ~ c x^p to `samples[i, s]` (size i, seed s): the exponent of the seed means,
-    and a percentile bootstrap interval resampling seeds independently at each size."""
+    and a percentile bootstrap interval resampling seeds independently at each size.
+    `log_mean`: geometric seed means (for heavy-tailed samples such as one-output eta*)."""
     samples = np.asarray(samples, float)
     if samples.ndim == 1:
         samples = samples[:, None]
-    exponent, intercept = fit_exponent(x, samples.mean(axis=1))
+    center = seed_mean(samples, log_mean)
+    exponent, intercept = fit_exponent(x, center)
     rng = np.random.default_rng(seed)
     num_seeds = samples.shape[1]
     if num_seeds == 1:
@@ -45,11 +49,17 @@ def fit_power_law(x, samples, confidence: float = 0.95, resamples: int = 1000, s
     boots = []
     for _ in range(resamples):
         picks = rng.integers(0, num_seeds, samples.shape)
-        means = np.take_along_axis(samples, picks, axis=1).mean(axis=1)
+        means = seed_mean(np.take_along_axis(samples, picks, axis=1), log_mean)
         boots.append(fit_exponent(x, means)[0])
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(boots, [tail, 100 - tail])
     return PowerLaw(exponent, float(np.exp(intercept)), (float(low), float(high)))
+
+
+def seed_mean(samples, log_mean: bool = False) -> np.ndarray:
+    """[size, seed] -> [size]: arithmetic, or geometric with `log_mean`."""
+    samples = np.asarray(samples, float)
+    return np.exp(np.log(samples).mean(axis=1)) if log_mean else samples.mean(axis=1)
 
 
 def _regression_interval(x, y, confidence: float) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling import coord, maxlr, plots, poly, sharpness, transfer, transfer_error, update
+from scaling import coord, maxlr, optimum, plots, poly, sharpness, transfer, transfer_error, update
 from scaling.fit import fit_power_law
 from scaling.setup import ProbeModel, geometric_grid
 
@@ -35,11 +35,18 @@ class Request:
     batch_size: int = 128
     rounds: int = 3
     out: str = ""
+    log_mean: bool = False  # update: geometric seed means of eta* (Jelassi protocol)
 
-    def lr_grid(self) -> np.ndarray:
-        """--lrs, or 10 log-spaced LRs suited to the optimizer family."""
+    def lr_grid(self, fine: bool = False) -> np.ndarray:
+        """--lrs, or log-spaced LRs suited to the optimizer family: 10 (maxlr's bracket), or
+        with `fine` (LR sweeps that locate an optimum) 19 spaced 2^(1/2) apart, 2^-7..2^2
+        for SGD and 2^-13..2^-4 for Adam: a factor-2 grid moved MLP optima by up to 0.25
+        log2 (its parabola is biased on asymmetric curves; WORKSPACE.md, noisy optima)."""
         if self.lrs:
             return np.array(sorted(self.lrs), float)
+        if fine:
+            top = 4.0 if self.spec.optimizer == "sgd" else 2.0**-4
+            return top * 2.0 ** (-np.arange(18, -1, -1) / 2)
         low, high = (1e-3, 3.0) if self.spec.optimizer == "sgd" else (1e-4, 1e-1)
         return geometric_grid(low, high, 10)
 
@@ -76,6 +83,27 @@ def _scatter(values) -> float | None:
     """Std over seeds of log2 of positive finite values (None with fewer than two)."""
     logs = [float(np.log2(v)) for v in values if v and np.isfinite(v) and v > 0]
     return float(np.std(logs, ddof=1)) if len(logs) > 1 else None
+
+
+def _lr_or_where(lr: float, where: str) -> str:
+    """A found optimum as a number, else 'below' / 'above' (the grid) or 'diverged'."""
+    return (
+        f"{lr:.3g}"
+        if where == optimum.INSIDE
+        else {optimum.DIVERGED: "diverged"}.get(where, where.split()[0])
+    )
+
+
+def _finite_or_nan(values) -> np.ndarray:
+    """Diverged (inf) points left out of a plot's line."""
+    values = np.asarray(values, float)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _seed_mean(values, log_mean: bool) -> float:
+    """Arithmetic, or (log_mean) geometric mean over seeds."""
+    values = np.asarray(values, float)
+    return float(np.exp(np.log(values).mean()) if log_mean else values.mean())
 
 
 def _fmt_scatter(value: float | None) -> str:
@@ -138,18 +166,21 @@ def run_update(req: Request) -> Report:
         rows.append(
             [
                 entry[axis],
-                *[float(np.mean(eta[c][-1])) for c in update.CRITERIA],
+                *[_seed_mean(eta[c][-1], req.log_mean) for c in update.CRITERIA],
                 *[_fmt_scatter(entry["seed_scatter_log2"][c]) for c in update.CRITERIA],
             ]
         )
+    laws = {c: fit_power_law(sizes, eta[c], log_mean=req.log_mean) for c in update.CRITERIA}
     record = {
         f"{axis}s": list(sizes),
         "axis": axis,
         "layers_regex": req.layers,
+        "outputs": req.spec.num_classes,
+        "seed_average": "geometric" if req.log_mean else "arithmetic",
         "results": result["results"],
-        "eta_star": {c: [float(np.mean(v)) for v in eta[c]] for c in update.CRITERIA},
-        "exponent": {c: _law(sizes, eta[c])["exponent"] for c in update.CRITERIA},
-        "ci": {c: _law(sizes, eta[c])["ci"] for c in update.CRITERIA},
+        "eta_star": {c: [_seed_mean(v, req.log_mean) for v in eta[c]] for c in update.CRITERIA},
+        "exponent": {c: laws[c].exponent for c in update.CRITERIA},
+        "ci": {c: list(laws[c].ci) for c in update.CRITERIA},
     }
     table = (
         _table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
@@ -219,12 +250,17 @@ def run_poly(req: Request) -> Report:
     optima = [e["eta_opt"] for e in result["results"]]
     means = [float(np.nanmean(o)) if np.isfinite(o).any() else float("nan") for o in optima]
     found = all(np.isfinite(o).all() for o in optima)
+    for entry in result["results"]:  # one-step optima of the seeds' own inits and batches
+        entry["seed_scatter_log2"] = _scatter(entry["eta_opt"])
+    scatter = [e["seed_scatter_log2"] for e in result["results"]]
     record = {"widths": list(widths), "found_in_range": found, "eta_opt": means} | result
+    record["seed_scatter_log2"] = scatter
     record["exponent"], record["ci"] = None, None
     if found:
         law = _law(widths, optima)
         record["exponent"], record["ci"] = law["exponent"], law["ci"]
-    table = _table(["width", "eta_opt"], [[w, m] for w, m in zip(widths, means)])
+    rows = [[w, m, _fmt_scatter(c)] for w, m, c in zip(widths, means, scatter)]
+    table = _table(["width", "eta_opt", "seed scatter (log2)"], rows)
     table += (
         "\n" + _law_line("eta_opt ~ width", record)
         if found
@@ -277,7 +313,7 @@ def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray,
     sizes, the other size held at its first value; ProbeError for fewer than three LRs."""
     axis, sizes = req.swept()
     fixed = req.depths[0] if axis == "width" else req.widths[0]
-    lrs = req.lr_grid()
+    lrs = req.lr_grid(fine=True)
     if len(lrs) < 3:
         raise ProbeError(f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
     result = measure(
@@ -297,46 +333,52 @@ def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray,
 
 def run_transfer(req: Request) -> Report:
     axis, sizes, lrs, result = _lr_sweeps(req, "transfer", transfer.measure)
-    optima = [e["eta_opt"] for e in result["results"]]
-    at_edge = any(any(e["optimum_at_grid_edge"]) for e in result["results"])
-    found = all(np.isfinite(o).all() for o in optima)
-    law = _law(sizes, optima) if found else {"exponent": None, "ci": None}
+    entries = result["results"]
+    law = transfer.exponent(sizes, lrs, [e["tail_loss"] for e in entries])
+    off_grid = [e[axis] for e in entries if e["where"] != "inside"]
     record = (
         {f"{axis}s": list(sizes), "axis": axis, "steps": req.steps}
         | result
         | {
-            "eta_opt": [float(np.nanmean(o)) if np.isfinite(o).any() else None for o in optima],
-            "exponent": law["exponent"],
-            "ci": law["ci"],
-            "optimum_at_grid_edge": at_edge,
+            "eta_opt": [e["lr_opt"] for e in entries],  # of each size's seed-mean curve
+            "seed_scatter_log2": [e["seed_scatter_log2"] for e in entries],
+            "optimum_at_grid_edge": any(any(e["optimum_at_grid_edge"]) for e in entries),
         }
+        | law
     )
     rows = [
-        [s, m if m is not None else "not found", _fmt_scatter(e["seed_scatter_log2"])]
-        for s, m, e in zip(sizes, record["eta_opt"], result["results"])
+        [
+            e[axis],
+            e["lr_opt"] if e["lr_opt"] is not None else e["where"],
+            ", ".join(_lr_or_where(v, w) for v, w in zip(e["eta_opt"], e["where_per_seed"])),
+            _fmt_scatter(e["seed_scatter_log2"]),
+        ]
+        for e in entries
     ]
-    table = _table([axis, "eta_opt", "seed scatter (log2)"], rows)
-    table += (
-        "\n" + _law_line(f"eta_opt ~ {axis}", law)
-        if found
-        else "\nno optimum for some size: every LR diverged"
-    )
-    if at_edge:
-        table += "\nwarning: some optimum sits at the edge of the LR grid; widen --lrs"
+    table = _table([axis, "eta_opt (seed mean)", "per seed", "seed scatter (log2)"], rows)
+    if law["exponent"] is not None:
+        table += "\n" + _law_line(f"eta_opt ~ {axis}", law)
+        if law["resamples_off_grid"]:
+            table += f" ({law['resamples_off_grid']:.0%} of bootstrap resamples off the grid)"
+    else:
+        table += f"\nno optimum inside the LR grid at {axis} {off_grid}: widen --lrs"
+    if record["optimum_at_grid_edge"] and law["exponent"] is not None:
+        table += "\nnote: some seed's own optimum sits at the edge of the LR grid"
 
     def plot(path):
         series = {
-            f"{axis} {e[axis]}": (lrs, np.nanmean(np.array(e["train_loss"], float), axis=0))
-            for e in result["results"]
+            f"{axis} {e[axis]}": (lrs, _finite_or_nan(optimum.seed_mean(e["tail_loss"])))
+            for e in entries
         }
         plots.lines(
             path,
             f"LR transfer: {req.spec.model} / {req.spec.rule} ({req.steps} steps)",
             "learning rate",
-            "final train loss",
+            "train loss, last 10% of steps (seed mean)",
             series,
             logx=True,
             logy=True,
+            vlines=[e["lr_opt"] for e in entries if e["lr_opt"] is not None],
         )
 
     return Report(record, table, plot)

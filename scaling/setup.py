@@ -20,7 +20,7 @@ class ProbeModel:
 
     model: str = "mlp"
     rule: str = "mup"
-    base_width: int = 64
+    base_width: int | None = 64  # None: each width is its own base (one LR for all layers)
     base_depth: int | None = None  # None: each depth is its own base (no depth scaling)
     activation: str = "relu"
     optimizer: str = "sgd"  # the optimizer family the rule scales for

@@ -196,7 +196,7 @@ SCALING_CASES = [
     ("seeds_zero", ["coord", "--seeds=0"], "--seeds", 2),
     ("rounds_zero", ["maxlr", "--rounds=0"], "--rounds", 2),
     ("batch_size_zero", ["transfer", "--batch_size=0"], "--batch_size", 2),
-    ("base_width_zero", ["coord", "--base_width=0"], "--base_width", 2),
+    ("base_width_negative", ["coord", "--base_width=-1"], "--base_width", 2),  # 0 = each width
     ("base_depth_negative", ["coord", "--base_depth=-1"], "--base_depth", 2),
     ("unknown_rule", ["coord", "--rule=fancy"], "--rule", 2),
     ("unknown_model", ["coord", "--model=nope"], "--model", 2),

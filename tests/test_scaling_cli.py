@@ -1,6 +1,7 @@
 """`python -m scaling PROBE`: files written, tables printed, one-line errors."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
         ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
         (
             "poly",
-            ["--widths=32,64", "--depths=2", "--seeds=1", "--activation=linear"],
+            ["--widths=32,64", "--depths=2", "--seeds=2", "--activation=linear"],
             ["eta_opt", "exponent", "found_in_range"],
         ),
         (
@@ -51,7 +52,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
             [
                 "--widths=16,32",
                 "--depths=1",
-                "--seeds=1",
+                "--seeds=2",
                 "--steps=30",
                 "--dataset=two_gaussians",
                 "--lrs=0.01,0.1,1,10",
@@ -71,6 +72,50 @@ def test_probe_writes_json_and_png(probe, args, keys, tmp_path):
     for key in keys:
         assert key in record, key
     assert (tmp_path / f"{probe}.png").read_bytes()[:8] == PNG_MAGIC
+    if probe in SEED_OPTIMA:
+        _assert_seed_scatter(record, *SEED_OPTIMA[probe])
+
+
+# Probes that report an optimum: where each size's per-seed optima and scatter are.
+SEED_OPTIMA = {
+    "update": (lambda e: e["eta_star"]["max"], lambda e: e["seed_scatter_log2"]["max"]),
+    "poly": (lambda e: e["eta_opt"], lambda e: e["seed_scatter_log2"]),
+    "maxlr": (lambda e: e["eta_star_per_seed"], lambda e: e["seed_scatter_log2"]),
+    "transfer": (
+        lambda e: [lr for lr, w in zip(e["eta_opt"], e["where_per_seed"]) if w == "inside"],
+        lambda e: e["seed_scatter_log2"],
+    ),
+}
+
+
+def _assert_seed_scatter(record, optima, scatter):
+    """Every size's seed scatter is the std (ddof 1) of its per-seed optima in log2."""
+    import numpy as np
+
+    for entry in record["results"]:
+        found = [v for v in optima(entry) if v]
+        if len(found) < 2:
+            assert scatter(entry) is None
+        else:
+            assert scatter(entry) == pytest.approx(np.std(np.log2(found), ddof=1), abs=1e-9)
+
+
+def test_jelassi_protocol_sets_its_knobs_and_averages_in_log(tmp_path):
+    proc = run("update", "--protocol=jelassi", "--widths=32", "--depths=2,4", "--seeds=3",
+               f"--out={tmp_path}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "update.json").read_text())
+    assert (record["rule"], record["base_width"], record["outputs"]) == ("mean_field", None, 1)
+    assert record["seed_average"] == "geometric" and record["protocol"] == "jelassi"
+    for entry, eta in zip(record["results"], record["eta_star"]["max"]):
+        assert entry["criterion_layers"] == [k for k in entry["layers"] if k.startswith("hidden")]
+        logs = [math.log(v) for v in entry["eta_star"]["max"]]
+        assert eta == pytest.approx(math.exp(sum(logs) / len(logs)))
+    # a flag given on the command line wins over the protocol's
+    proc = run("update", "--protocol=jelassi", "--rule=mup", "--widths=32", "--depths=2,4",
+               "--seeds=1", f"--out={tmp_path}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "update.json").read_text())["rule"] == "mup"
 
 
 def test_update_json_numbers_are_consistent(tmp_path):
@@ -124,6 +169,9 @@ def test_maxlr_reports_not_found_instead_of_an_edge_value(tmp_path):
         (["coord", "--widths=a,b"], "--widths: expected integers"),
         (["transfer", "--lrs=0.1,-1"], "--lrs"),
         (["update", "--widths=64", "--depths=2,3", "--layers=nothing"], "matches none"),
+        (["transfer", "--protocol=jelassi"], "--protocol"),
+        (["transfer", "--outputs=1"], "--outputs"),
+        (["update", "--base_width=-1"], "--base_width"),
     ],
 )
 def test_bad_requests_are_one_line_and_status_2(args, message, tmp_path):

@@ -82,6 +82,11 @@ def test_transfer_error_end_to_end(tmp_path, capsys):
     assert proxy["width"] == 16 and target["width"] == 64
     assert len(proxy["loss"]) == 2 and len(proxy["loss"][0]) == len(proxy["lrs"]) >= 5
     assert record["proxy_sweep_seconds"] > 0
+    for entry in (proxy, target):  # the seed scatter of both optima, from per-seed optima
+        found = [lr for lr, w in zip(entry["lr_opt_per_seed"], entry["where_per_seed"])
+                 if w == "inside"]  # fmt: skip
+        expected = np.std(np.log2(found), ddof=1) if len(found) > 1 else None
+        assert entry["seed_scatter_log2"] == pytest.approx(expected)
     if proxy["where"] == target["where"] == "inside":
         expected = abs(np.log2(proxy["lr_opt"] / target["lr_opt"]))
         assert target["transfer_error_log2"] == pytest.approx(expected)
@@ -103,3 +108,41 @@ def test_probe_scatter_is_log2_std_over_seeds():
 
     assert _scatter([1.0, 2.0, 4.0]) == pytest.approx(1.0)
     assert _scatter([1.0, None, float("nan")]) is None
+
+
+def test_transfer_exponent_of_seed_mean_optima_with_seed_bootstrap():
+    """Optima at 0.1 x size^-0.5 with seed noise: the fit recovers -0.5 and brackets it;
+    an optimum off the grid gives no exponent rather than an edge value."""
+    from scaling import transfer
+
+    rng = np.random.default_rng(0)
+    sizes = [64, 256, 1024]
+
+    def tails(center):
+        return [parabola(GRID, center * 2 ** rng.normal(0, 0.3)) for _ in range(4)]
+
+    exact = transfer.exponent(sizes, GRID, [[parabola(GRID, 0.1 * (s / 64) ** -0.5)] * 3
+                                            for s in sizes])  # fmt: skip
+    assert exact["exponent"] == pytest.approx(-0.5, abs=1e-6)
+    assert exact["ci"] == pytest.approx([-0.5, -0.5], abs=1e-6)  # identical seeds: no spread
+    law = transfer.exponent(sizes, GRID, [tails(0.1 * (s / 64) ** -0.5) for s in sizes])
+    assert law["exponent"] == pytest.approx(-0.5, abs=0.15)
+    assert law["ci"][0] < law["exponent"] < law["ci"][1] and law["ci"][1] - law["ci"][0] < 0.5
+    off = transfer.exponent(sizes, GRID, [tails(0.1), tails(0.1), tails(10.0)])
+    assert off["exponent"] is None
+    one_seed = transfer.exponent(sizes, GRID, [[parabola(GRID, 6.4 / s)] for s in sizes])
+    assert one_seed["exponent"] == pytest.approx(-1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "optimizer, low, high", [("sgd", 2.0**-7, 4.0), ("adam", 2.0**-13, 2.0**-4)]
+)
+def test_default_sweep_grid_is_spaced_a_half_octave(optimizer, low, high):
+    from scaling.probes import Request
+    from scaling.setup import ProbeModel
+
+    request = Request(ProbeModel(optimizer=optimizer), (64, 256), (3,))
+    grid = request.lr_grid(fine=True)
+    assert len(grid) == 19 and grid[0] == pytest.approx(low) and grid[-1] == pytest.approx(high)
+    assert np.log2(grid[1:] / grid[:-1]) == pytest.approx(np.full(18, 0.5))
+    assert len(request.lr_grid()) == 10  # maxlr's bracket keeps its coarse grid
