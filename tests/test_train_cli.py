@@ -136,6 +136,7 @@ def test_unwritable_workdir_is_status_2(tmp_path):
 def test_resnet_run_records_its_per_model_defaults(tmp_path):
     workdir = tmp_path / "resnet"
     args = ["--model=resnet", "--depth=8", "--width=4", "--steps=3", "--batch_size=8"]
+    args += ["--checkpoint_every=0", "--plots=false"]  # neither is what this test is about
     proc = run(*args, "--eval_every=3", "--log_every=3", f"--workdir={workdir}")
     assert proc.returncode == 0, proc.stderr
     assert "stages/0/0/norm1/scale" in proc.stdout  # norm parameters are in the rule report
