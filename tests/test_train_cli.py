@@ -20,7 +20,7 @@ SMALL = [
 ]
 
 
-def run(*args, timeout=120):
+def run(*args, timeout=300):  # generous: a loaded 2-core machine took >120 s once
     return subprocess.run(
         [sys.executable, "train.py", *args],
         cwd=ROOT,
