@@ -7,6 +7,7 @@ Each parameter carries its `LayerMeta` and `Scales` as NNX Variable metadata
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -28,8 +29,16 @@ def scaled_param(
 ) -> nnx.Param:
     """A parameter initialised as `constant + N(0, init_std^2)` with its metadata attached."""
     scales = rule(meta)
-    value = constant + scales.init_std * jax.random.normal(key, shape, jnp.float32)
+    value = _normal(key, tuple(shape), float(scales.init_std), float(constant))
     return nnx.Param(value, meta=meta, scales=scales)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _normal(key: jax.Array, shape: tuple[int, ...], std: float, constant: float) -> jax.Array:
+    """constant + std * N(0, 1) as one compiled program per shape (std and constant are
+    arguments): built eagerly, each of the three steps compiled on its own for every new
+    shape, and a model of many shapes waited on dozens of small compilations."""
+    return constant + std * jax.random.normal(key, shape, jnp.float32)
 
 
 class Linear(nnx.Module):

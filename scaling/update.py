@@ -9,11 +9,13 @@ mean (AM-muP) of C_l over layers.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 import rules
 from scaling.capture import make_preactivations
@@ -24,9 +26,18 @@ CRITERIA = ("max", "mean")
 
 def update_sizes(model, x: jax.Array, y: jax.Array) -> dict[str, float]:
     """First-order C_l = mean(dz_l^2) / eta^2 for every rules layer (SGD, the rule's LRs)."""
-    apply, params, _ = make_preactivations(model)
+    graphdef, state = nnx.split(model)
     multipliers = rules.lr_multipliers(model)
-    return {k: float(v) for k, v in _first_order(apply, params, multipliers, x, y).items()}
+    sizes = _compiled_first_order(graphdef, state, multipliers, x, y)
+    return {k: float(v) for k, v in sizes.items()}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _compiled_first_order(graphdef, state, multipliers, x, y):
+    """`_first_order` compiled once per architecture (the graphdef): the seeds of a size
+    reuse it, where eager grad + jvp would trace and dispatch every op for each seed."""
+    apply, params, _ = make_preactivations(nnx.merge(graphdef, state))
+    return _first_order(apply, params, multipliers, x, y)
 
 
 def _first_order(apply, params, multipliers, x, y):

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_cases import one_line, run_cases
 
 import scaling_data as data
 from scaling_data import text
@@ -74,24 +75,34 @@ def run(*args, timeout=300):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "args, flag",
-    [
-        (["--model=lm", "--dataset=digits"], "--dataset"),
-        (["--model=vit", "--dataset=grammar_text"], "--dataset"),
-        (["--model=lm", "--seq_len=0"], "--seq_len"),
-        (["--model=lm", "--heads=3"], "--heads"),
-        (["--model=lm", "--head_dim=48"], "--head_dim"),
-        (["--model=lm", "--positions=absolute"], "--positions"),
-        (["--model=vit", "--pooling=max"], "--pooling"),
-        (["--model=vit", "--patch_size=3"], "--patch_size"),
-    ],
-)
-def test_bad_transformer_settings_are_one_line_and_status_2(args, flag, tmp_path):
-    proc = run(*args, "--steps=1", f"--workdir={tmp_path / 'w'}")
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {flag}"), proc.stderr
+BAD_SETTINGS = [
+    (["--model=lm", "--dataset=digits"], "--dataset"),
+    (["--model=vit", "--dataset=grammar_text"], "--dataset"),
+    (["--model=lm", "--seq_len=0"], "--seq_len"),
+    (["--model=lm", "--heads=3"], "--heads"),
+    (["--model=lm", "--head_dim=48"], "--head_dim"),
+    (["--model=lm", "--positions=absolute"], "--positions"),
+    (["--model=vit", "--pooling=max"], "--pooling"),
+    (["--model=vit", "--patch_size=3"], "--patch_size"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_setting_results(tmp_path_factory):
+    """Every command line of BAD_SETTINGS in one interpreter (tests/cli_cases.py)."""
+    folder = tmp_path_factory.mktemp("bad_settings")
+    cases = {}
+    for i, (args, _) in enumerate(BAD_SETTINGS):
+        (folder / str(i)).mkdir()
+        workdir = folder / str(i) / "w"
+        cases[" ".join(args)] = ([*args, "--steps=1", f"--workdir={workdir}"], workdir)
+    return run_cases("train", cases, folder)
+
+
+@pytest.mark.parametrize("args, flag", BAD_SETTINGS)
+def test_bad_transformer_settings_are_one_line_and_status_2(bad_setting_results, args, flag):
+    line = one_line(bad_setting_results[" ".join(args)])
+    assert line.startswith(f"error: {flag}"), line
 
 
 def test_a_small_lm_learns_below_the_unigram_baseline(tmp_path):

@@ -128,12 +128,16 @@ def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
     10 kB near step 140, checkpoints (< 8 kB a file) are written every 20 steps."""
     work = tmp_path / "w"
     args = [*SMALL, "--steps=200", "--checkpoint_every=20", "--log_every=20", "--eval_every=100"]
+    # no JAX compilation cache (tests/conftest.py sets one): under the limit its writes
+    # would fail too, with a warning of JAX's on stderr
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     full = subprocess.run(
         [sys.executable, "-c", LIMITED, "10000", *args, f"--workdir={work}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert full.returncode == 4, full.stderr
     lines = full.stderr.strip().splitlines()

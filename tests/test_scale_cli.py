@@ -2,41 +2,45 @@
 
 import dataclasses
 import os
-import subprocess
-import sys
 
 import pytest
+from cli_cases import one_line, run_cases
 
 from scaling_training.config import TrainConfig
 from scaling_training.loop import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BAD_FLAGS = [
+    (["--mesh=batch:2"], "error: --mesh: unknown axis 'batch'"),
+    (["--lrs=1e-3,fast"], "error: --lrs: expected numbers"),
+    (["--seeds=3"], "error: --seeds: only sweeps"),
+    (["--lrs=0.1,0.2", "--mesh=members:3"], "error: --mesh: the sweep's 2 runs"),
+    (["--mesh=members:1"], "error: --mesh: the members axis is for sweeps"),
+    (["--num_processes=2"], "error: --coordinator_address:"),
+    (["--dataset=cifar10", "--data_dir={tmp}"], "error: --data_dir: cifar10 is not prepared"),
+]
 
 
-@pytest.mark.parametrize(
-    "args, start",
-    [
-        (["--mesh=batch:2"], "error: --mesh: unknown axis 'batch'"),
-        (["--lrs=1e-3,fast"], "error: --lrs: expected numbers"),
-        (["--seeds=3"], "error: --seeds: only sweeps"),
-        (["--lrs=0.1,0.2", "--mesh=members:3"], "error: --mesh: the sweep's 2 runs"),
-        (["--mesh=members:1"], "error: --mesh: the members axis is for sweeps"),
-        (["--num_processes=2"], "error: --coordinator_address:"),
-        (["--dataset=cifar10", "--data_dir={tmp}"], "error: --data_dir: cifar10 is not prepared"),
-    ],
-)
-def test_bad_scale_flags_are_one_line_and_status_2(args, start, tmp_path):
-    args = [a.replace("{tmp}", str(tmp_path / "tfds")) for a in args]
-    proc = subprocess.run(
-        [sys.executable, "train.py", *args, f"--workdir={tmp_path / 'w'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2, (proc.stdout[-1000:], proc.stderr[-1000:])
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(start), proc.stderr
-    assert not (tmp_path / "w" / "metrics.jsonl").exists()
+@pytest.fixture(scope="module")
+def bad_flag_results(tmp_path_factory):
+    """Every command line of BAD_FLAGS in one interpreter (tests/cli_cases.py)."""
+    folder = tmp_path_factory.mktemp("bad_flags")
+    cases = {}
+    for i, (args, _) in enumerate(BAD_FLAGS):
+        (folder / str(i)).mkdir()
+        filled = [a.replace("{tmp}", str(folder / str(i) / "tfds")) for a in args]
+        workdir = folder / str(i) / "w"
+        cases[" ".join(args)] = ([*filled, f"--workdir={workdir}"], workdir / "metrics.jsonl")
+    return run_cases("train", cases, folder)
+
+
+@pytest.mark.parametrize("args, start", BAD_FLAGS)
+def test_bad_scale_flags_are_one_line_and_status_2(bad_flag_results, args, start):
+    result = bad_flag_results[" ".join(args)]
+    line = one_line(result)
+    assert line.startswith(start), line
+    assert result["same"]  # no metrics.jsonl written
     if "data_dir" in start:
-        assert "tfds build cifar10" in lines[0]
+        assert "tfds build cifar10" in line
 
 
 def test_progress_bar_plot_and_tensorboard_events(tmp_path):

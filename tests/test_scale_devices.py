@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def env_with_devices(n: int) -> dict:
-    return os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+    flags = os.environ.get("XLA_FLAGS", "")  # keeps the suite's own (tests/conftest.py)
+    return os.environ | {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={n}"}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_cases import one_line, run_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -158,24 +159,33 @@ def test_maxlr_reports_not_found_instead_of_an_edge_value(tmp_path):
     assert "too few sizes" in proc.stdout
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["nope"], "give one probe"),
-        (["coord", "--widths=64"], "at least two sizes"),
-        (["update", "--widths=32,64", "--depths=2,4"], "not both"),
-        (["poly", "--widths=32,64"], "deep linear MLP"),
-        (["coord", "--rule=fancy"], "--rule: unknown rule"),
-        (["coord", "--widths=a,b"], "--widths: expected integers"),
-        (["transfer", "--lrs=0.1,-1"], "--lrs"),
-        (["update", "--widths=64", "--depths=2,3", "--layers=nothing"], "matches none"),
-        (["transfer", "--protocol=jelassi"], "--protocol"),
-        (["transfer", "--outputs=1"], "--outputs"),
-        (["update", "--base_width=-1"], "--base_width"),
-    ],
-)
-def test_bad_requests_are_one_line_and_status_2(args, message, tmp_path):
-    proc = run(*args, f"--out={tmp_path}")
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+BAD_REQUESTS = [
+    (["nope"], "give one probe"),
+    (["coord", "--widths=64"], "at least two sizes"),
+    (["update", "--widths=32,64", "--depths=2,4"], "not both"),
+    (["poly", "--widths=32,64"], "deep linear MLP"),
+    (["coord", "--rule=fancy"], "--rule: unknown rule"),
+    (["coord", "--widths=a,b"], "--widths: expected integers"),
+    (["transfer", "--lrs=0.1,-1"], "--lrs"),
+    (["update", "--widths=64", "--depths=2,3", "--layers=nothing"], "matches none"),
+    (["transfer", "--protocol=jelassi"], "--protocol"),
+    (["transfer", "--outputs=1"], "--outputs"),
+    (["update", "--base_width=-1"], "--base_width"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_request_results(tmp_path_factory):
+    """Every command line of BAD_REQUESTS in one interpreter (tests/cli_cases.py)."""
+    folder = tmp_path_factory.mktemp("bad_requests")
+    cases = {}
+    for i, (args, _) in enumerate(BAD_REQUESTS):
+        (folder / str(i)).mkdir()
+        out = folder / str(i) / "out"
+        cases[" ".join(args)] = ([*args, f"--out={out}"], out)
+    return run_cases("scaling", cases, folder)
+
+
+@pytest.mark.parametrize("args, message", BAD_REQUESTS)
+def test_bad_requests_are_one_line_and_status_2(bad_request_results, args, message):
+    assert message in one_line(bad_request_results[" ".join(args)])

@@ -178,6 +178,7 @@ def test_mup_is_sp_at_the_base_width(build):
     np.testing.assert_allclose(a(x), b(x), rtol=1e-6)
 
 
+@pytest.mark.slow  # CI keeps test_zoo_stack.py's lm case (scanned == unrolled, with dropout)
 def test_lm_scanned_and_unrolled_agree():
     scanned, unrolled = lm(dropout=0.0), lm(dropout=0.0, scan_blocks=False)
     state = nnx.state(perturb(scanned), nnx.Param)
