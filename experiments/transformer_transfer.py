@@ -11,6 +11,9 @@ results survive an interrupted run) and OUT/transfer.png (loss against LR, one p
 rule, one line per size). Transformers need options the probe CLI does not take (pre-LN
 norm, text windows), hence this script.
 
+The JSON in experiments/results/ (lm_*, vit_*) predate the tail-loss optimum (2026-11-24):
+their per-seed optima come from the final training loss. `--add` to them mixes the two.
+
 `--add` appends the sizes missing from an existing OUT/<rule>.json instead of redoing the
 ones it holds; every setting that defines the protocol must match the file's (else an error),
 except --lrs: a size may sweep its own window of the grid (members of a sweep are trained
