@@ -32,6 +32,18 @@ def run_cases(cli: str, cases: dict, folder: pathlib.Path) -> dict:
     return json.loads(out_file.read_text())
 
 
+def run_table(cli: str, rows: list, folder: pathlib.Path, complete) -> dict:
+    """Run the first element (an argument list) of every row of a test table; each case
+    gets its own folder, and `complete(args, case_folder)` -> (full args, watched path).
+    Results are keyed by the row's arguments joined with spaces."""
+    cases = {}
+    for i, (args, *_) in enumerate(rows):
+        case_folder = folder / str(i)
+        case_folder.mkdir()
+        cases[" ".join(args)] = complete(list(args), case_folder)
+    return run_cases(cli, cases, folder)
+
+
 def one_line(result: dict) -> str:
     """The single stderr line of a failed case (asserts status 2 and one line)."""
     assert result["status"] == 2, result

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from cli_cases import one_line, run_cases
+from cli_cases import one_line, run_table
 
 import scaling_data as data
 from scaling_data import text
@@ -90,13 +90,9 @@ BAD_SETTINGS = [
 @pytest.fixture(scope="module")
 def bad_setting_results(tmp_path_factory):
     """Every command line of BAD_SETTINGS in one interpreter (tests/cli_cases.py)."""
-    folder = tmp_path_factory.mktemp("bad_settings")
-    cases = {}
-    for i, (args, _) in enumerate(BAD_SETTINGS):
-        (folder / str(i)).mkdir()
-        workdir = folder / str(i) / "w"
-        cases[" ".join(args)] = ([*args, "--steps=1", f"--workdir={workdir}"], workdir)
-    return run_cases("train", cases, folder)
+    return run_table("train", BAD_SETTINGS, tmp_path_factory.mktemp("bad_settings"),
+                     lambda args, case: ([*args, "--steps=1", f"--workdir={case / 'w'}"],
+                                         case / "w"))  # fmt: skip
 
 
 @pytest.mark.parametrize("args, flag", BAD_SETTINGS)

@@ -4,7 +4,7 @@ import dataclasses
 import os
 
 import pytest
-from cli_cases import one_line, run_cases
+from cli_cases import one_line, run_table
 
 from scaling_training.config import TrainConfig
 from scaling_training.loop import train
@@ -23,14 +23,12 @@ BAD_FLAGS = [
 @pytest.fixture(scope="module")
 def bad_flag_results(tmp_path_factory):
     """Every command line of BAD_FLAGS in one interpreter (tests/cli_cases.py)."""
-    folder = tmp_path_factory.mktemp("bad_flags")
-    cases = {}
-    for i, (args, _) in enumerate(BAD_FLAGS):
-        (folder / str(i)).mkdir()
-        filled = [a.replace("{tmp}", str(folder / str(i) / "tfds")) for a in args]
-        workdir = folder / str(i) / "w"
-        cases[" ".join(args)] = ([*filled, f"--workdir={workdir}"], workdir / "metrics.jsonl")
-    return run_cases("train", cases, folder)
+
+    def complete(args, case):
+        filled = [a.replace("{tmp}", str(case / "tfds")) for a in args]
+        return [*filled, f"--workdir={case / 'w'}"], case / "w" / "metrics.jsonl"
+
+    return run_table("train", BAD_FLAGS, tmp_path_factory.mktemp("bad_flags"), complete)
 
 
 @pytest.mark.parametrize("args, start", BAD_FLAGS)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_cases import one_line, run_cases
+from cli_cases import one_line, run_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -177,13 +177,11 @@ BAD_REQUESTS = [
 @pytest.fixture(scope="module")
 def bad_request_results(tmp_path_factory):
     """Every command line of BAD_REQUESTS in one interpreter (tests/cli_cases.py)."""
-    folder = tmp_path_factory.mktemp("bad_requests")
-    cases = {}
-    for i, (args, _) in enumerate(BAD_REQUESTS):
-        (folder / str(i)).mkdir()
-        out = folder / str(i) / "out"
-        cases[" ".join(args)] = ([*args, f"--out={out}"], out)
-    return run_cases("scaling", cases, folder)
+
+    def complete(args, case):
+        return [*args, f"--out={case / 'out'}"], case / "out"
+
+    return run_table("scaling", BAD_REQUESTS, tmp_path_factory.mktemp("bad_requests"), complete)
 
 
 @pytest.mark.parametrize("args, message", BAD_REQUESTS)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_cases import one_line, run_cases
+from cli_cases import one_line, run_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = [
@@ -104,13 +104,9 @@ BAD_INPUTS = [
 
 @pytest.fixture(scope="module")
 def bad_input_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bad_inputs")
-    cases = {}
-    for i, (args, _) in enumerate(BAD_INPUTS):
-        (folder / str(i)).mkdir()
-        workdir = folder / str(i) / "w"
-        cases[" ".join(args)] = ([*args, f"--workdir={workdir}"], workdir / "metrics.jsonl")
-    return run_cases("train", cases, folder)
+    return run_table("train", BAD_INPUTS, tmp_path_factory.mktemp("bad_inputs"),
+                     lambda args, case: ([*args, f"--workdir={case / 'w'}"],
+                                         case / "w" / "metrics.jsonl"))  # fmt: skip
 
 
 @pytest.mark.parametrize("args, names", BAD_INPUTS)
