@@ -44,35 +44,54 @@ def torch_steps_per_s(width: int, steps: int, threads: int) -> float:
     return json.loads(out.strip().splitlines()[-1])["steps_per_s"]
 
 
-def jax_runner(width: int, steps: int):
-    import jax
+def mup_mlp(width: int):
+    """The benchmark's muP MLP and our muP Adam for it: (model, optimizer)."""
     from flax import nnx
 
     import rules
     import zoo
-    from scaling_training.engine import make_train_chunk, split_model
     from scaling_training.optimizers import make_optimizer
 
     config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
                              base_width=64)  # fmt: skip
     model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
+    return model, make_optimizer("adam", 1e-3, rules.param_scales(model))
+
+
+def steps_per_s(call, steps: int):
+    """A runner: times `call()` (a chunk of `steps` steps, blocked on), returns steps/s.
+    Called once here, so the compile is not timed."""
+    import jax
+
+    def run() -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        return steps / (time.perf_counter() - start)
+
+    run()  # compile
+    return run
+
+
+def jax_runner(width: int, steps: int):
+    """Our training chunk (`make_train_chunk`, as train.py runs it), carrying its state on."""
+    import jax
+
+    from scaling_training.engine import make_train_chunk, split_model
+
+    model, tx = mup_mlp(width)
     graphdef, params, rest = split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
     chunk = make_train_chunk(graphdef, tx)
     key = jax.random.key(0)
     xs = jax.random.normal(key, (steps, 128, 40))
     ys = jax.random.randint(key, (steps, 128), 0, 10)
     state = [params, rest, tx.init(params)]
 
-    def run() -> float:
-        start = time.perf_counter()
+    def call():
         out = chunk(*state, xs, ys)
-        jax.block_until_ready(out)
         state[:] = out[:3]
-        return steps / (time.perf_counter() - start)
+        return out
 
-    run()  # compile
-    return run
+    return steps_per_s(call, steps)
 
 
 def matmul_floor_runner(width: int, steps: int):
@@ -102,13 +121,7 @@ def matmul_floor_runner(width: int, steps: int):
     def chunk():  # a scan of `steps` steps, as the trainer's chunk is
         return jax.lax.scan(matmuls, jnp.zeros(()), None, length=steps)[0]
 
-    def run() -> float:
-        start = time.perf_counter()
-        jax.block_until_ready(chunk())
-        return steps / (time.perf_counter() - start)
-
-    run()  # compile
-    return run
+    return steps_per_s(chunk, steps)
 
 
 def optimizer_runner(width: int, steps: int):
@@ -116,18 +129,11 @@ def optimizer_runner(width: int, steps: int):
     memory-bound (it reads and writes parameters, gradients and two moments every step)."""
     import jax
     import optax
-    from flax import nnx
 
-    import rules
-    import zoo
     from scaling_training.engine import split_model
-    from scaling_training.optimizers import make_optimizer
 
-    config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
-                             base_width=64)  # fmt: skip
-    model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
+    model, tx = mup_mlp(width)
     params = split_model(model)[1]
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
 
     @jax.jit
     def chunk(params, opt_state):
@@ -140,14 +146,7 @@ def optimizer_runner(width: int, steps: int):
         return jax.lax.scan(step, (params, opt_state), None, length=steps)[0]
 
     state = (params, tx.init(params))
-
-    def run() -> float:
-        start = time.perf_counter()
-        jax.block_until_ready(chunk(*state))
-        return steps / (time.perf_counter() - start)
-
-    run()  # compile
-    return run
+    return steps_per_s(lambda: chunk(*state), steps)
 
 
 def main() -> None:

@@ -57,9 +57,10 @@ def fit_power_law(
 
 
 def seed_mean(samples, log_mean: bool = False) -> np.ndarray:
-    """[size, seed] -> [size]: arithmetic, or geometric with `log_mean`."""
+    """Mean over the last axis, the seeds ([size, seed] -> [size], [seed] -> a scalar):
+    arithmetic, or geometric with `log_mean`."""
     samples = np.asarray(samples, float)
-    return np.exp(np.log(samples).mean(axis=1)) if log_mean else samples.mean(axis=1)
+    return np.exp(np.log(samples).mean(axis=-1)) if log_mean else samples.mean(axis=-1)
 
 
 def _regression_interval(x, y, confidence: float) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from scaling.grid import train_grid
+from scaling.optimum import log2_scatter
 from scaling.setup import geometric_grid
 
 
@@ -64,10 +65,9 @@ def _result(eta, status, tried, threshold, per_seed) -> dict[str, Any]:
     """`eta_star` only when bracketed; `lower_bound` when even the top of the grid succeeded.
     Per seed: each seed's own largest successful LR among those tried, and their log2 std."""
     optima = seed_optima(per_seed, threshold)
-    logs = [np.log2(o) for o in optima if o]
     return {
         "eta_star_per_seed": optima,
-        "seed_scatter_log2": float(np.std(logs, ddof=1)) if len(logs) > 1 else None,
+        "seed_scatter_log2": log2_scatter(optima),
         "eta_star": eta if status == "found" else None,
         "lower_bound": eta if status == "above range" else None,
         "status": status,

@@ -88,8 +88,14 @@ def seed_mean(losses) -> np.ndarray:
 
 def scatter_log2(optima: list[Optimum]) -> float | None:
     """Std of the per-seed optima in log2 LR (None with fewer than two found)."""
-    found = [np.log2(o.lr) for o in optima if o.found]
-    return float(np.std(found, ddof=1)) if len(found) >= 2 else None
+    return log2_scatter([o.lr for o in optima if o.found])
+
+
+def log2_scatter(values) -> float | None:
+    """Std over seeds of log2 of the positive finite values (None, 0, inf, NaN left out);
+    None with fewer than two."""
+    logs = [float(np.log2(v)) for v in values if v and np.isfinite(v) and v > 0]
+    return float(np.std(logs, ddof=1)) if len(logs) > 1 else None
 
 
 def interpolate(lrs, curve, lr: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scaling import coord, maxlr, optimum, plots, poly, sharpness, transfer, transfer_error, update
-from scaling.fit import fit_power_law
+from scaling.fit import fit_power_law, seed_mean
 from scaling.setup import ProbeModel, geometric_grid
 
 
@@ -79,12 +79,6 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
 
 
-def _scatter(values) -> float | None:
-    """Std over seeds of log2 of positive finite values (None with fewer than two)."""
-    logs = [float(np.log2(v)) for v in values if v and np.isfinite(v) and v > 0]
-    return float(np.std(logs, ddof=1)) if len(logs) > 1 else None
-
-
 def _lr_or_where(lr: float, where: str) -> str:
     """A found optimum as a number, else 'below' / 'above' (the grid) or 'diverged'."""
     return (
@@ -98,12 +92,6 @@ def _finite_or_nan(values) -> np.ndarray:
     """Diverged (inf) points left out of a plot's line."""
     values = np.asarray(values, float)
     return np.where(np.isfinite(values), values, np.nan)
-
-
-def _seed_mean(values, log_mean: bool) -> float:
-    """Arithmetic, or (log_mean) geometric mean over seeds."""
-    values = np.asarray(values, float)
-    return float(np.exp(np.log(values).mean()) if log_mean else values.mean())
 
 
 def _fmt_scatter(value: float | None) -> str:
@@ -162,11 +150,13 @@ def run_update(req: Request) -> Report:
             ]
             entry["eta_star"][c] = per_seed
             eta[c].append(per_seed)
-        entry["seed_scatter_log2"] = {c: _scatter(entry["eta_star"][c]) for c in update.CRITERIA}
+        entry["seed_scatter_log2"] = {
+            c: optimum.log2_scatter(entry["eta_star"][c]) for c in update.CRITERIA
+        }
         rows.append(
             [
                 entry[axis],
-                *[_seed_mean(eta[c][-1], req.log_mean) for c in update.CRITERIA],
+                *[float(seed_mean(eta[c][-1], req.log_mean)) for c in update.CRITERIA],
                 *[_fmt_scatter(entry["seed_scatter_log2"][c]) for c in update.CRITERIA],
             ]
         )
@@ -178,7 +168,9 @@ def run_update(req: Request) -> Report:
         "outputs": req.spec.num_classes,
         "seed_average": "geometric" if req.log_mean else "arithmetic",
         "results": result["results"],
-        "eta_star": {c: [_seed_mean(v, req.log_mean) for v in eta[c]] for c in update.CRITERIA},
+        "eta_star": {
+            c: [float(seed_mean(v, req.log_mean)) for v in eta[c]] for c in update.CRITERIA
+        },
         "exponent": {c: laws[c].exponent for c in update.CRITERIA},
         "ci": {c: list(laws[c].ci) for c in update.CRITERIA},
     }
@@ -251,7 +243,7 @@ def run_poly(req: Request) -> Report:
     means = [float(np.nanmean(o)) if np.isfinite(o).any() else float("nan") for o in optima]
     found = all(np.isfinite(o).all() for o in optima)
     for entry in result["results"]:  # one-step optima of the seeds' own inits and batches
-        entry["seed_scatter_log2"] = _scatter(entry["eta_opt"])
+        entry["seed_scatter_log2"] = optimum.log2_scatter(entry["eta_opt"])
     scatter = [e["seed_scatter_log2"] for e in result["results"]]
     record = {"widths": list(widths), "found_in_range": found, "eta_opt": means} | result
     record["seed_scatter_log2"] = scatter

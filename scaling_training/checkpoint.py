@@ -142,11 +142,14 @@ class Checkpoints:
         )
 
 
+# Each setting's default: what the trainer did before that setting existed.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
 def _added_since(key: str, value) -> bool:
     """True when `key` is a setting newer than a checkpoint and `value` is its default: the
     run was made before the setting existed, and the default does what the old code did."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return key in defaults and defaults[key] is not None and defaults[key] == value
+    return _DEFAULTS.get(key) is not None and _DEFAULTS[key] == value
 
 
 def check_same_config(saved: dict, current: dict, directory: str) -> None:

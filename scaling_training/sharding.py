@@ -68,7 +68,7 @@ class Plan:
         if self.model_size > 1:
             params += ", large dims over model"
         if members:
-            groups = self.mesh.shape.get("members", 1)
+            groups = self.members_size
             where = f"split over members ({members // groups} per group)" if groups > 1 else (
                 "all on every device")  # fmt: skip
             params = f"{members} members {where}, each member's params {params}"

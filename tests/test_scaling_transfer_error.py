@@ -104,10 +104,10 @@ def test_maxlr_seed_optima_are_each_seeds_largest_success():
 
 
 def test_probe_scatter_is_log2_std_over_seeds():
-    from scaling.probes import _scatter
+    from scaling.optimum import log2_scatter
 
-    assert _scatter([1.0, 2.0, 4.0]) == pytest.approx(1.0)
-    assert _scatter([1.0, None, float("nan")]) is None
+    assert log2_scatter([1.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert log2_scatter([1.0, None, float("nan")]) is None
 
 
 def test_transfer_exponent_of_seed_mean_optima_with_seed_bootstrap():
