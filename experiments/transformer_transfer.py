@@ -4,8 +4,8 @@
         --widths=64,128,256,512 --depth=2 --out=runs/transfer/lm_width
 
 For every rule and size: one vmapped Adam sweep over --lrs (scaling.transfer.measure, the
-probe behind `python -m scaling transfer`); eta_opt here is the mean of the per-seed optima
-(training loss over the last 10% of steps, refined by a parabola in log2 LR); the plot shows
+probe behind `python -m scaling transfer`); eta_opt here is the optimum of the seed-mean
+curve of the training loss over the last 10% of steps (`scaling.optimum`); the plot shows
 the final training loss on a fixed training subset. Writes OUT/<rule>.json after each size (partial
 results survive an interrupted run) and OUT/transfer.png (loss against LR, one panel per
 rule, one line per size). Transformers need options the probe CLI does not take (pre-LN
@@ -56,7 +56,11 @@ def summarize(rule: str, axis: str, results: list[dict], settings: dict, seconds
     import numpy as np
 
     results = sorted(results, key=lambda e: e[axis])
-    optima = [float(np.nanmean(e["eta_opt"])) for e in results]
+    # the seed-mean curve's optimum; entries written before it existed: mean per-seed optimum
+    optima = [
+        e["lr_opt"] if e.get("lr_opt") is not None else float(np.nanmean(e["eta_opt"]))
+        for e in results
+    ]
     return {
         "lrs": results[0].get("lrs", settings["lrs_list"]) if results else settings["lrs_list"],
         "results": results,

@@ -47,6 +47,13 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
 flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
 flags.DEFINE_bool("bias", False, "use biases")
+flags.DEFINE_enum(
+    "normalization",
+    "",
+    ["", "none", "batch", "layer", "rms"],
+    "zoo models: normalization layers ('' = none, the probes' default; batch = BatchNorm, "
+    "trained in training mode, its statistics kept per member)",
+)
 flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
 flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
 flags.DEFINE_integer(
@@ -133,6 +140,7 @@ def zoo_spec(f, dataset, outputs: int):
         use_bias=f.bias,
         input_shape=dataset.input_shape,
         num_classes=outputs,
+        options=(("normalization", f.normalization),) if f.normalization else (),
     )
 
 
@@ -163,6 +171,8 @@ def run(probe: str, f) -> None:
     user_model = is_user_model(f.model)
     if user_model and probe not in USER_MODEL_PROBES:
         fail(f"--model: {probe} runs zoo models; your own model works with coord and update")
+    if user_model and f.normalization:
+        fail("--normalization: zoo models only; your own model has the layers it builds")
     for flag, value, choices in [
         ("model", f.model, zoo.names() if not user_model else [f.model]),
         ("rule", f.rule, rules.names()),
@@ -248,6 +258,7 @@ def run(probe: str, f) -> None:
         "base_depth": f.base_depth or None,
         "protocol": f.protocol or None,
         "activation": f.activation,
+        "normalization": f.normalization or None,
         "optimizer": f.optimizer,
         "dataset": dataset_name,
     } | report.record

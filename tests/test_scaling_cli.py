@@ -45,6 +45,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
                 "--steps=20",
                 "--lrs=0.01,0.03,0.1,0.3",
                 "--optimizer=adam",
+                "--normalization=batch",  # BatchNorm statistics kept per member
             ],
             ["eta_opt", "exponent"],
         ),
@@ -72,6 +73,8 @@ def test_probe_writes_json_and_png(probe, args, keys, tmp_path):
     assert record["probe"] == probe and record["rule"] == "mup"
     for key in keys:
         assert key in record, key
+    given = [a.split("=")[1] for a in args if a.startswith("--normalization=")]
+    assert record["normalization"] == (given[0] if given else None)
     assert (tmp_path / f"{probe}.png").read_bytes()[:8] == PNG_MAGIC
     if probe in SEED_OPTIMA:
         _assert_seed_scatter(record, *SEED_OPTIMA[probe])
@@ -171,6 +174,7 @@ BAD_REQUESTS = [
     (["transfer", "--protocol=jelassi"], "--protocol"),
     (["transfer", "--outputs=1"], "--outputs"),
     (["update", "--base_width=-1"], "--base_width"),
+    (["transfer", "--normalization=group"], "--normalization"),
 ]
 
 

@@ -64,3 +64,17 @@ def test_optimal_lr_check_passes_for_mup_with_adam():
         steps=60,
     )
     assert 0.5 <= ratio <= 2.0
+
+
+def test_optimal_lr_check_refuses_an_optimum_at_the_grid_edge():
+    # LRs far too small for Adam in 20 steps: the largest is best, which is no optimum
+    with pytest.raises(AssertionError, match="above grid.*widen lrs"):
+        assert_optimal_lr_transfers(
+            mlp_family("mup", "adam"),
+            data.load("mnist1d"),
+            [1e-7, 2e-7, 4e-7],
+            widths=(64, 128),
+            depth=2,
+            seeds=1,
+            steps=20,
+        )
