@@ -1,0 +1,109 @@
+"""What a probe was asked (`Request`), what it returns (`Report`), and the table helpers
+its report shares with the others."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scaling import optimum
+from scaling.fit import fit_power_law
+from scaling.setup import ProbeModel, geometric_grid
+
+
+class ProbeError(ValueError):
+    """A probe that cannot run as asked (one line for the command line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What the command line asked for."""
+
+    spec: ProbeModel
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    seeds: int = 3
+    lr: float = 0.01
+    steps: int = 3
+    optimizer: str = "sgd"
+    layers: str = ""  # regex: which layers enter the update criterion ("" = all)
+    lrs: tuple[float, ...] = ()
+    threshold: float = 0.9
+    dataset: str = ""
+    batch_size: int = 128
+    rounds: int = 3
+    out: str = ""
+    log_mean: bool = False  # update: geometric seed means of eta* (Jelassi protocol)
+
+    def lr_grid(self, fine: bool = False) -> np.ndarray:
+        """--lrs, or log-spaced LRs suited to the optimizer family: 10 (maxlr's bracket), or
+        with `fine` (LR sweeps that locate an optimum) 19 spaced 2^(1/2) apart, 2^-7..2^2
+        for SGD and 2^-13..2^-4 for Adam: a factor-2 grid moved MLP optima by up to 0.25
+        log2 (its parabola is biased on asymmetric curves; WORKSPACE.md, noisy optima)."""
+        if self.lrs:
+            return np.array(sorted(self.lrs), float)
+        if fine:
+            top = 4.0 if self.spec.optimizer == "sgd" else 2.0**-4
+            return top * 2.0 ** (-np.arange(18, -1, -1) / 2)
+        low, high = (1e-3, 3.0) if self.spec.optimizer == "sgd" else (1e-4, 1e-1)
+        return geometric_grid(low, high, 10)
+
+    def data(self):
+        import scaling_data as data
+
+        return data.load(self.dataset)
+
+    def swept(self) -> tuple[str, tuple[int, ...]]:
+        """The one axis with several sizes, ('width' | 'depth', sizes)."""
+        if len(self.widths) > 1 and len(self.depths) > 1:
+            raise ProbeError("sweep widths or depths, not both (give one value for the other)")
+        if len(self.widths) > 1:
+            return "width", self.widths
+        if len(self.depths) > 1:
+            return "depth", self.depths
+        raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
+
+
+@dataclasses.dataclass
+class Report:
+    record: dict[str, Any]
+    table: str
+    plot: Callable[[str], None]
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
+
+
+def lr_or_where(lr: float, where: str) -> str:
+    """A found optimum as a number, else 'below' / 'above' (the grid) or 'diverged'."""
+    return (
+        f"{lr:.3g}"
+        if where == optimum.INSIDE
+        else {optimum.DIVERGED: "diverged"}.get(where, where.split()[0])
+    )
+
+
+def finite_or_nan(values) -> np.ndarray:
+    """Diverged (inf) points left out of a plot's line."""
+    values = np.asarray(values, float)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def fmt_scatter(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def power_law(sizes, samples) -> dict:
+    return fit_power_law(sizes, samples).to_json()
+
+
+def law_line(what: str, law: dict) -> str:
+    """e.g. 'eta_opt ~ width^-0.012  95% CI [-0.10, +0.08]'."""
+    low, high = law["ci"]
+    return f"{what}^{law['exponent']:+.3f}  95% CI [{low:+.3f}, {high:+.3f}]"
