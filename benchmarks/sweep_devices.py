@@ -4,7 +4,7 @@
     python benchmarks/sweep_devices.py [--steps=20] [--width=128] [--quick]
 
 muP MLP (input 40, depth 3, base width 64), Adam, batch 128, random data in memory; the
-sweep side is `scaling_training.engine.make_members_chunk` as `train.py --lrs --seeds --mesh`
+sweep side is `scaling_training.members.make_members_chunk` as `train.py --lrs --seeds --mesh`
 runs it. Each device count runs in its own process (host CPU devices need XLA_FLAGS before
 jax starts); the counts are run in turn, twice, and each process times its sides
 interleaved after a compile (medians). On a CPU the N host devices share the same cores,
@@ -34,6 +34,7 @@ def child(devices: int, steps: int, width: int) -> dict:
 
     import rules
     from scaling_training import engine
+    from scaling_training import members as member_runs
     from scaling_training.models import ModelChoice
     from scaling_training.optimizers import make_optimizer
     from scaling_training.sharding import make_plan
@@ -49,13 +50,13 @@ def child(devices: int, steps: int, width: int) -> dict:
     count = len(SEEDS) * len(LRS)
 
     plan = make_plan(f"members:{devices}", False, 128, members=count)
-    place = engine.MemberPlacement(plan.mesh)
-    state = engine.init_members(tx, splits, LRS)
+    place = member_runs.MemberPlacement(plan.mesh)
+    state = member_runs.init_members(tx, splits, LRS)
     seed_index = np.repeat(np.arange(len(SEEDS), dtype=np.int32), len(LRS))
     inputs = place.members((state, np.ones(count, bool), np.zeros(count, np.int32), seed_index))
     x, y = place.batches(xs), place.batches(ys)
     numbers = place.replicate(np.arange(1, steps + 1, dtype=np.int32))
-    sweep_chunk = engine.make_members_chunk(
+    sweep_chunk = member_runs.make_members_chunk(
         graphdef, tx, state_sharding=place.member_sharding, replicated=place.replicated
     )
 

@@ -4,7 +4,7 @@ Python loop, compile excluded, at several widths (where does vmapping stop payin
     python benchmarks/sweep_in_process.py [--widths 32 64 128 512] [--steps=50]
 
 muP MLP (input 40, depth 3, base width 64), Adam, batch 128, random data in memory. The
-sweep side is `scaling_training.engine.make_members_chunk` as `train.py --lrs --seeds` runs it; the
+sweep side is `scaling_training.members.make_members_chunk` as `train.py --lrs --seeds` runs it; the
 loop side is `scaling_training.engine.make_train_chunk`, compiled once (the lr is an injected
 hyperparameter), called once per (seed, lr). Each side is timed twice, interleaved, after a
 compile; medians.
@@ -23,7 +23,8 @@ from flax import nnx
 
 import rules
 import zoo
-from scaling_training.engine import init_members, make_members_chunk, make_train_chunk, split_model
+from scaling_training.engine import make_train_chunk, split_model
+from scaling_training.members import init_members, make_members_chunk
 from scaling_training.optimizers import make_optimizer
 
 LRS = [float(f"{lr:.3g}") for lr in np.logspace(-4, -1, 16)]

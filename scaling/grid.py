@@ -38,6 +38,7 @@ def train_grid(
 ):
     """Every (seed, lr) pair trained for `steps` in one compiled program."""
     from scaling_training import engine
+    from scaling_training import members as member_runs
     from scaling_training.optimizers import make_optimizer
 
     lrs = [float(lr) for lr in lrs]
@@ -45,7 +46,7 @@ def train_grid(
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
     tx = make_optimizer(optimizer, lrs[0], rules.param_scales(models[0]))
-    members = engine.train_members(  # the last chunk is the last 10% of steps
+    members = member_runs.train_members(  # the last chunk is the last 10% of steps
         graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size,
         max(1, steps // 10),
     )  # fmt: skip

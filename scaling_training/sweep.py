@@ -1,6 +1,6 @@
 """Learning-rate sweeps in one compiled program: every (lr, seed) pair trained at once.
 
-The members (seeds x lrs) are stacked and vmapped by the engine (scaling_training/engine.py): the
+The members (seeds x lrs) are stacked and vmapped by scaling_training/members.py: the
 lr lives in the optimizer state as an array, so one compilation serves every lr, and
 batches depend on the seed only. A member whose loss or parameters become non-finite is
 frozen at its last finite state and its step recorded; the others never see it. On a
@@ -21,6 +21,7 @@ import numpy as np
 import rules
 import scaling_data as data
 from scaling_training import engine, outputs
+from scaling_training import members as member_runs
 from scaling_training.config import TrainConfig, config_record, sweep_lrs
 from scaling_training.recipe import build_model, build_optimizer, compute_dtype
 from scaling_training.results import RunResult
@@ -45,7 +46,7 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
     lrs = sweep_lrs(config)
     seeds = [config.seed + i for i in range(config.seeds)]
     plan = make_plan(config.mesh, False, config.batch_size, members=len(lrs) * len(seeds))
-    placement = engine.MemberPlacement(plan.mesh if plan.mesh.size > 1 else None)
+    placement = member_runs.MemberPlacement(plan.mesh if plan.mesh.size > 1 else None)
     models = [build_model(config, dataset, seed) for seed in seeds]
     echo(dataset.summary())
     echo(rules.describe(models[0], title=f"rule {config.rule}: {rules.get(config.rule).pipeline}"))
@@ -62,7 +63,7 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
         record = config_record(config) | {"sweep_lrs": lrs}
         outputs.write_json(os.path.join(workdir, "config.json"), record)
     start = time.perf_counter()
-    members = engine.train_members(
+    members = member_runs.train_members(
         graphdef,
         optimizer,
         splits,
@@ -105,7 +106,7 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
     )
 
 
-def sweep_summary(members: engine.Members, steps: int, test_loss, test_accuracy) -> dict:
+def sweep_summary(members: member_runs.Members, steps: int, test_loss, test_accuracy) -> dict:
     """sweep.json: per [seed][lr] final train loss, test metrics and divergence."""
     diverged = ~members.alive
     final_loss = np.where(diverged, np.nan, members.last_losses.mean(-1))
