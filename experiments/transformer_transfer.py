@@ -30,8 +30,12 @@ import time
 from typing import NoReturn
 
 # settings that define the protocol: a size added with --add must share them
-PROTOCOL = ("family", "steps", "batch_size", "seq_len", "seeds", "heads", "base_width",
-            "base_depth")  # fmt: skip
+PROTOCOL = ("family", "steps", "batch_size", "seq_len", "seeds", "heads", "head_dim",
+            "base_width", "base_depth")  # fmt: skip
+
+
+# protocol settings newer than some result files: a file without one used this value
+ADDED_LATER = {"head_dim": 0}
 
 
 def fail(message: str) -> NoReturn:
@@ -46,8 +50,11 @@ def protocol_mismatch(old: dict, new: dict, axis: str) -> str | None:
     if old_axis != axis:
         return f"axis is {axis} here but {old_axis} in the file"
     for key in (*PROTOCOL, fixed):
-        if old.get(key) != new.get(key):
-            return f"--{key} is {new.get(key)} here but {old.get(key)} in the file"
+        default = ADDED_LATER.get(key)
+        if old.get(key, default) != new.get(key, default):
+            return (
+                f"--{key} is {new.get(key, default)} here but {old.get(key, default)} in the file"
+            )
     return None
 
 
@@ -89,7 +96,9 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seq_len", type=int, default=16)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4, help="fixed heads: head_dim grows with width")
+    p.add_argument("--head_dim", type=int, default=0,
+                   help="> 0: fixed head size instead (heads grow; logits 1/sqrt(d))")  # fmt: skip
     p.add_argument("--out", default="runs/transfer")
     p.add_argument("--add", action="store_true", help="append missing sizes to OUT/<rule>.json")
     p.add_argument("--test_windows", type=int, default=0,
@@ -154,7 +163,11 @@ def main() -> None:
             use_bias=True,
             input_shape=dataset.input_shape,
             num_classes=dataset.num_classes,
-            options=(("normalization", "layer"), ("heads", args.heads)),
+            options=(
+                ("normalization", "layer"),
+                ("heads", args.heads),
+                ("head_dim", args.head_dim),
+            ),
         )
         for size in sizes:  # one size at a time: the JSON grows as sizes finish
             if any(e[axis] == size for e in results):

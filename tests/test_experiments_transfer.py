@@ -38,6 +38,9 @@ def test_protocol_mismatch_names_the_setting(script):
     assert "--steps" in script.protocol_mismatch(SETTINGS, SETTINGS | {"steps": 50}, "width")
     assert "--depth" in script.protocol_mismatch(SETTINGS, SETTINGS | {"depth": 4}, "width")
     assert "axis" in script.protocol_mismatch(SETTINGS, SETTINGS | {"depths": "2,4"}, "depth")
+    # files written before --head_dim existed used heads fixed (head_dim 0)
+    assert script.protocol_mismatch(SETTINGS, SETTINGS | {"head_dim": 0}, "width") is None
+    assert "--head_dim" in script.protocol_mismatch(SETTINGS, SETTINGS | {"head_dim": 16}, "width")
 
 
 def test_summary_sorts_sizes_and_keeps_each_sizes_grid(script):
@@ -49,6 +52,14 @@ def test_summary_sorts_sizes_and_keeps_each_sizes_grid(script):
     assert record["shift"] == pytest.approx(4.0)
     assert record["lrs"] == [2e-3, 4e-3]  # the first size's own grid
     assert "lrs_list" not in record["settings"]
+
+
+def test_summary_takes_the_seed_mean_curves_optimum_when_there_is_one(script):
+    old, new = entry(64, [1.0, 2.0, 3.0]), entry(128, [1.0, 2.0, 3.0])
+    old["eta_opt"] = [1e-3, 4e-3]  # written before lr_opt: the mean of per-seed optima
+    new["eta_opt"], new["lr_opt"] = [1e-3, 4e-3], 2e-3
+    record = script.summarize("mup", "width", [old, new], SETTINGS | {"lrs_list": [1.0]}, 1.0)
+    assert record["eta_opt"] == [pytest.approx(2.5e-3), 2e-3]
 
 
 def test_add_with_another_protocol_is_one_line_and_status_2(tmp_path):
