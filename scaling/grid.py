@@ -35,8 +35,12 @@ def train_grid(
     batch_size: int,
     optimizer: str,
     score_examples: int = 2048,
+    score: bool = True,
 ):
-    """Every (seed, lr) pair trained for `steps` in one compiled program."""
+    """Every (seed, lr) pair trained for `steps` in one compiled program.
+
+    `score=False` skips the evaluation passes (train loss on `score_examples`, test
+    accuracy; NaN then) for callers that read only `tail_loss`."""
     from scaling_training import engine
     from scaling_training import members as member_runs
     from scaling_training.optimizers import make_optimizer
@@ -51,6 +55,11 @@ def train_grid(
         max(1, steps // 10),
     )  # fmt: skip
     params, rest, _ = members.state
+    if not score:
+        nan = np.full((seeds, len(lrs)), np.nan)
+        diverged = ~members.alive
+        tail = np.where(diverged, np.inf, np.asarray(members.last_losses).mean(-1))
+        return GridResult(lrs, nan, nan, diverged, tail)
     evaluate = engine.make_evaluate(graphdef, member_axes=1)
     subset = slice(0, score_examples)
     train_loss, _ = evaluate(params, rest, dataset.x_train[subset], dataset.y_train[subset])

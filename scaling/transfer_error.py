@@ -39,7 +39,9 @@ def sweep(
     start = time.perf_counter()
     for attempt in range(widen + 1):
         members = list(lrs) + ([extra_lr] if extra_lr is not None else [])
-        grid = train_grid(spec, width, depth, members, seeds, dataset, steps, batch_size, optimizer)
+        grid = train_grid(
+            spec, width, depth, members, seeds, dataset, steps, batch_size, optimizer, score=False
+        )
         tail = grid.tail_loss[:, : len(lrs)]
         best = optimum.find(lrs, optimum.seed_mean(tail))
         if best.where not in (optimum.BELOW, optimum.ABOVE) or attempt == widen:

@@ -170,7 +170,9 @@ def make_evaluate(
     out_sharding: Any = None,
 ):
     """(params, rest, x, y) -> (mean loss, accuracy) over the whole set, in batches of
-    `batch_size`, in eval mode.
+    `batch_size` examples in all, in eval mode: with M stacked members each call evaluates
+    batch_size // M examples per member, so memory does not grow with the sweep (a sweep of
+    32 width-512 vits over 1024 examples each ran out of 24 GB).
 
     `member_axes`: leading axes of stacked members in params and rest (1 for the engine's
     members, 2 for [seeds, lrs]); the results are then numpy arrays of that shape, else
@@ -182,10 +184,12 @@ def make_evaluate(
     batch_sums = jax.jit(batch_sums, out_shardings=out_sharding)
 
     def evaluate(params, rest, x, y):
+        members = int(np.prod(np.shape(jax.tree.leaves(params)[0])[:member_axes]))
+        step = max(1, batch_size // members)
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(x), batch_size):
+        for start in range(0, len(x), step):
             batch_loss, batch_correct = batch_sums(
-                params, rest, x[start : start + batch_size], y[start : start + batch_size]
+                params, rest, x[start : start + step], y[start : start + step]
             )
             loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
             correct = correct + np.asarray(batch_correct)

@@ -66,3 +66,37 @@ def test_steps_train_with_batch_statistics_and_evaluate_with_running_ones():
     full = make_evaluate(graphdef, batch_size=64)(params, new_rest, x, y)
     small = make_evaluate(graphdef, batch_size=3)(params, new_rest, x, y)
     np.testing.assert_allclose(full, small, rtol=1e-5)
+
+
+def test_stacked_members_evaluate_as_each_alone_in_smaller_batches(monkeypatch):
+    """With M members, each call holds batch_size // M examples per member (memory bounded
+    whatever the sweep's size); the results equal each member's own evaluation."""
+    from scaling_training import engine
+
+    batch_shapes, make_batch_sums = set(), engine.make_batch_sums
+
+    def recording(graphdef, compute_dtype=None):
+        batch_sums = make_batch_sums(graphdef, compute_dtype)
+
+        def sums(params, rest, x, y):
+            batch_shapes.add(x.shape[0])  # traced once per batch shape
+            return batch_sums(params, rest, x, y)
+
+        return sums
+
+    monkeypatch.setattr(engine, "make_batch_sums", recording)
+    models = [zoo.build("cnn1d", zoo.ModelConfig(input_shape=(40,), num_classes=10, width=8,
+              depth=2, base_width=4, normalization="batch"), rules.mup, nnx.Rngs(seed))
+              for seed in range(3)]  # fmt: skip
+    splits = [split_model(m) for m in models]
+    graphdef = splits[0][0]
+    stacked = [jax.tree.map(lambda *v: jnp.stack(v), *[s[i] for s in splits]) for i in (1, 2)]
+    x = jax.random.normal(jax.random.key(1), (20, 40))
+    y = jnp.arange(20) % 10
+    evaluate = make_evaluate(graphdef, batch_size=6, member_axes=1)
+    loss, accuracy = evaluate(*stacked, x, y)
+    assert batch_shapes == {2}  # 6 examples in all per call over 3 members
+    monkeypatch.undo()
+    for (_, params, rest), member_loss, member_accuracy in zip(splits, loss, accuracy):
+        alone = make_evaluate(graphdef, batch_size=64)(params, rest, x, y)
+        np.testing.assert_allclose((member_loss, member_accuracy), alone, rtol=1e-5)
