@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    ScalarFormatter,
+)
 
 
 def _plain_ticks(ax, xs) -> None:
     """Label a log axis at the measured sizes (64, 128, ...) rather than powers of ten;
-    leave other axes (learning rates) to matplotlib."""
-    sizes = sorted(set(float(x) for x in xs))
+    learning rates at 1, 2, 5 x 10^k as plain numbers (matplotlib's own minor labels
+    overlap on a grid spanning less than a decade)."""
+    sizes = sorted(set(float(x) for x in xs if x > 0))
+    if not sizes:
+        return
     if len(sizes) > 12 or not all(x.is_integer() for x in sizes):
+        decades = math.log10(sizes[-1] / sizes[0])
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         return
     ax.set_xticks(sizes)
     ax.xaxis.set_major_formatter(ScalarFormatter())
