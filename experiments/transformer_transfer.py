@@ -223,23 +223,26 @@ def plot(records: dict, path: str, family: str) -> None:
 
     fig, axes = plt.subplots(1, len(records), figsize=(5 * len(records), 4), squeeze=False)
     for ax, (rule, record) in zip(axes[0], records.items()):
+        # the loss the optimum was read from: the last 10% of steps (older files: final loss)
+        key = "tail_loss" if all("tail_loss" in e for e in record["results"]) else "train_loss"
         for entry, optimum in zip(record["results"], record["eta_opt"]):
-            loss = np.nanmean(np.asarray(entry["train_loss"], float), axis=0)
+            loss = np.asarray(entry[key], float)
+            loss = np.nanmean(np.where(np.isfinite(loss), loss, np.nan), axis=0)
             lrs = entry.get("lrs", record["lrs"])
             line = ax.plot(lrs, loss, marker="o", label=f"{record['axis']} {entry[record['axis']]}")
             ax.axvline(optimum, color=line[0].get_color(), ls=":", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("Adam learning rate")
-        ax.set_ylabel("final train loss")
+        ax.set_ylabel("train loss, last 10% of steps" if key == "tail_loss" else "final train loss")
         ax.set_title(f"{family} {rule}: optimum moves {record['shift']:.2f}x")
-        finite = np.concatenate([np.ravel(e["train_loss"]) for e in record["results"]]).astype(
-            float
-        )
+        finite = np.concatenate([np.ravel(e[key]) for e in record["results"]]).astype(float)
         finite = finite[np.isfinite(finite)]
         if finite.size:
             # clip diverging ends, but keep at least one loss unit (small losses: the vit)
             top = min(finite.max(), max(finite.min() * 2.5, finite.min() + 1.0))
             ax.set_ylim(finite.min() - 0.05, top + 0.05)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     fig.tight_layout()
