@@ -172,6 +172,8 @@ def run_transfer_error(req: Request) -> Report:
     for t in result["targets"]:
         error = transfer_error._fmt(t["transfer_error_log2"], t["error_bound_log2"])
         penalty = "" if t["loss_penalty"] is None else f"{t['loss_penalty']:+.4f}"
+        if t.get("diverged_at_proxy_lr"):
+            penalty = f"diverged ({t['diverged_at_proxy_lr']} of {req.seeds} seeds)"
         rows.append(row(t, error, penalty))
     header = [axis, "lr_opt", "seed scatter (log2)", "transfer error (log2)", "loss penalty"]
     table = (

@@ -63,7 +63,9 @@ def sweep(
         "seconds": time.perf_counter() - start,
     }
     if extra_lr is not None:
-        result["loss_at_proxy_lr"] = float(optimum.seed_mean(grid.tail_loss[:, -1:])[0])
+        at_proxy_lr = grid.tail_loss[:, -1]
+        result["loss_at_proxy_lr"] = float(optimum.seed_mean(at_proxy_lr[:, None])[0])
+        result["diverged_at_proxy_lr"] = int((~np.isfinite(at_proxy_lr)).sum())  # seeds
     return result
 
 
@@ -103,7 +105,9 @@ def measure(
         target["error_bound_log2"] = _bound(proxy, target)
         target["loss_penalty"] = (
             target["loss_at_proxy_lr"] - target["loss_at_opt"]
-            if extra is not None and target["where"] == optimum.INSIDE
+            if extra is not None
+            and target["where"] == optimum.INSIDE
+            and not target["diverged_at_proxy_lr"]
             else None
         )
         echo(

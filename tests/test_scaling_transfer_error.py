@@ -146,3 +146,31 @@ def test_default_sweep_grid_is_spaced_a_half_octave(optimizer, low, high):
     assert len(grid) == 19 and grid[0] == pytest.approx(low) and grid[-1] == pytest.approx(high)
     assert np.log2(grid[1:] / grid[:-1]) == pytest.approx(np.full(18, 0.5))
     assert len(request.lr_grid()) == 10  # maxlr's bracket keeps its coarse grid
+
+
+def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch):
+    """The penalty is then no number: the table names the seeds that diverged."""
+    import scaling_data as data
+    from scaling import transfer_error
+    from scaling.probes import PROBES, Request
+    from scaling.setup import ProbeModel
+
+    spec = ProbeModel(base_width=16)
+    lrs = [0.01, 0.03, 0.1]
+    swept = transfer_error.sweep(spec, 16, 2, lrs, 2, data.load("mnist1d"), 5, 32, "sgd", 0,
+                                 lambda _: None, extra_lr=1e4)  # fmt: skip
+    assert swept["diverged_at_proxy_lr"] == 2 and swept["loss_at_proxy_lr"] == np.inf
+
+    def fake_measure(spec, sizes, axis, fixed, lrs, *rest):
+        entry = {"width": 16, "depth": 2, "lrs": list(lrs), "loss": [[1.0, 0.5, 1.0]] * 2,
+                 "lr_opt": 0.03, "where": "inside", "loss_at_opt": 0.5,
+                 "seed_scatter_log2": None, "seconds": 1.0}  # fmt: skip
+        target = entry | {"width": 64, "loss_at_proxy_lr": np.inf, "diverged_at_proxy_lr": 1,
+                          "transfer_error_log2": 0.0, "error_bound_log2": None,
+                          "loss_penalty": None}  # fmt: skip
+        return {"axis": axis, "proxy": entry, "targets": [target]}
+
+    monkeypatch.setattr(transfer_error, "measure", fake_measure)
+    request = Request(spec, (16, 64), (2,), seeds=2, lrs=tuple(lrs), dataset="mnist1d")
+    report = PROBES["transfer_error"](request)
+    assert "diverged (1 of 2 seeds)" in report.table
