@@ -166,6 +166,7 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
                  "lr_opt": 0.03, "where": "inside", "loss_at_opt": 0.5,
                  "seed_scatter_log2": None, "seconds": 1.0}  # fmt: skip
         target = entry | {"width": 64, "loss_at_proxy_lr": np.inf, "diverged_at_proxy_lr": 1,
+                          "loss_at_opt": 9.0,  # worse than chance, ln 10
                           "transfer_error_log2": 0.0, "error_bound_log2": None,
                           "loss_penalty": None}  # fmt: skip
         return {"axis": axis, "proxy": entry, "targets": [target]}
@@ -174,3 +175,7 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
     request = Request(spec, (16, 64), (2,), seeds=2, lrs=tuple(lrs), dataset="mnist1d")
     report = PROBES["transfer_error"](request)
     assert "diverged (1 of 2 seeds)" in report.table
+    assert "at width 64 no LR trains the model: best loss 9 >= chance ln(10)" in report.table
+    assert "at width 16 no LR" not in report.table
+    proxy, (target,) = report.record["proxy"], report.record["targets"]
+    assert proxy["beats_chance"] is True and target["beats_chance"] is False
