@@ -5,14 +5,16 @@
 
 For every rule and size: one vmapped Adam sweep over --lrs (scaling.transfer.measure, the
 probe behind `python -m scaling transfer`); eta_opt here is the optimum of the seed-mean
-curve of the training loss over the last 10% of steps (`scaling.optimum`); the plot shows
-the final training loss on a fixed training subset. Writes OUT/<rule>.json after each size (partial
-results survive an interrupted run) and OUT/transfer.png (loss against LR, one panel per
-rule, one line per size). Transformers need options the probe CLI does not take (pre-LN
-norm, text windows), hence this script.
+curve of the training loss over the last 10% of steps (`scaling.optimum`), and the plot
+shows that loss (files older than it: the final loss on a fixed training subset). Writes
+OUT/<rule>.json after each size (partial results survive an interrupted run) and
+OUT/transfer.png (loss against LR, one panel per rule, one line per size). Transformers
+need options the probe CLI does not take (pre-LN norm, text windows), hence this script.
 
-The JSON in experiments/results/ (lm_*, vit_*) predate the tail-loss optimum (2026-11-24):
-their per-seed optima come from the final training loss. `--add` to them mixes the two.
+The JSON in experiments/results/ lm_width_{mup,sp}, lm_depth_* and vit_width_{mup,sp}
+predate the tail-loss optimum (2026-11-24): their per-seed optima come from the final
+training loss (lm_width_s2_* and vit_width_s4_* are measured the new way). `--add` to an old
+file mixes the two.
 
 `--add` appends the sizes missing from an existing OUT/<rule>.json instead of redoing the
 ones it holds; every setting that defines the protocol must match the file's (else an error),

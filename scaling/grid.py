@@ -55,11 +55,11 @@ def train_grid(
         max(1, steps // 10),
     )  # fmt: skip
     params, rest, _ = members.state
+    tail = np.asarray(members.last_losses).mean(-1)
     if not score:
         nan = np.full((seeds, len(lrs)), np.nan)
         diverged = ~members.alive
-        tail = np.where(diverged, np.inf, np.asarray(members.last_losses).mean(-1))
-        return GridResult(lrs, nan, nan, diverged, tail)
+        return GridResult(lrs, nan, nan, diverged, np.where(diverged, np.inf, tail))
     evaluate = engine.make_evaluate(graphdef, member_axes=1)
     subset = slice(0, score_examples)
     train_loss, _ = evaluate(params, rest, dataset.x_train[subset], dataset.y_train[subset])
@@ -71,5 +71,5 @@ def train_grid(
         train_loss=np.where(diverged, np.inf, train_loss),
         test_accuracy=np.where(diverged, 0.0, test_accuracy),
         diverged=diverged,
-        tail_loss=np.where(diverged, np.inf, np.asarray(members.last_losses).mean(-1)),
+        tail_loss=np.where(diverged, np.inf, tail),
     )

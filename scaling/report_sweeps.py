@@ -7,17 +7,30 @@ from typing import Any
 import numpy as np
 
 from scaling import maxlr, optimum, plots, transfer, transfer_error
-from scaling.fit import fit_power_law
 from scaling.request import (
     ProbeError,
     Report,
     Request,
-    finite_or_nan,
     fmt_scatter,
     format_table,
     law_line,
-    lr_or_where,
+    power_law,
 )
+
+
+def _lr_or_where(lr: float, where: str) -> str:
+    """A found optimum as a number, else 'below' / 'above' (the grid) or 'diverged'."""
+    return (
+        f"{lr:.3g}"
+        if where == optimum.INSIDE
+        else {optimum.DIVERGED: "diverged"}.get(where, where.split()[0])
+    )
+
+
+def _finite_or_nan(values) -> np.ndarray:
+    """Diverged (inf) points left out of a plot's line."""
+    values = np.asarray(values, float)
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray, dict]:
@@ -62,7 +75,7 @@ def run_transfer(req: Request) -> Report:
         [
             e[axis],
             e["lr_opt"] if e["lr_opt"] is not None else e["where"],
-            ", ".join(lr_or_where(v, w) for v, w in zip(e["eta_opt"], e["where_per_seed"])),
+            ", ".join(_lr_or_where(v, w) for v, w in zip(e["eta_opt"], e["where_per_seed"])),
             fmt_scatter(e["seed_scatter_log2"]),
         ]
         for e in entries
@@ -79,7 +92,7 @@ def run_transfer(req: Request) -> Report:
 
     def plot(path):
         series = {
-            f"{axis} {e[axis]}": (lrs, finite_or_nan(optimum.seed_mean(e["tail_loss"])))
+            f"{axis} {e[axis]}": (lrs, _finite_or_nan(optimum.seed_mean(e["tail_loss"])))
             for e in entries
         }
         plots.lines(
@@ -124,7 +137,7 @@ def run_maxlr(req: Request) -> Report:
     products = [e["width"] * e["depth"] for e in found]
     law = None
     if len(set(products)) > 1:
-        law = fit_power_law(products, [e["eta_star"] for e in found]).to_json()
+        law = power_law(products, [e["eta_star"] for e in found])
     record = {
         "widths": list(req.widths),
         "depths": list(req.depths),

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from scaling import optimum
 from scaling.fit import fit_power_law
 from scaling.setup import ProbeModel, geometric_grid
 
@@ -78,21 +77,6 @@ def format_table(header: list[str], rows: list[list]) -> str:
     cells = [header] + [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
-
-
-def lr_or_where(lr: float, where: str) -> str:
-    """A found optimum as a number, else 'below' / 'above' (the grid) or 'diverged'."""
-    return (
-        f"{lr:.3g}"
-        if where == optimum.INSIDE
-        else {optimum.DIVERGED: "diverged"}.get(where, where.split()[0])
-    )
-
-
-def finite_or_nan(values) -> np.ndarray:
-    """Diverged (inf) points left out of a plot's line."""
-    values = np.asarray(values, float)
-    return np.where(np.isfinite(values), values, np.nan)
 
 
 def fmt_scatter(value: float | None) -> str:
