@@ -9,6 +9,7 @@ from flax import nnx
 import rules
 import zoo
 from scaling_training.engine import make_evaluate, make_train_chunk, split_model
+from scaling_training.members import stack
 
 
 def build(normalization="batch"):
@@ -90,7 +91,7 @@ def test_stacked_members_evaluate_as_each_alone_in_smaller_batches(monkeypatch):
               for seed in range(3)]  # fmt: skip
     splits = [split_model(m) for m in models]
     graphdef = splits[0][0]
-    stacked = [jax.tree.map(lambda *v: jnp.stack(v), *[s[i] for s in splits]) for i in (1, 2)]
+    stacked = [stack([split[i] for split in splits]) for i in (1, 2)]  # params, rest
     x = jax.random.normal(jax.random.key(1), (20, 40))
     y = jnp.arange(20) % 10
     evaluate = make_evaluate(graphdef, batch_size=6, member_axes=1)
