@@ -192,11 +192,8 @@ def run_transfer_error(req: Request) -> Report:
     table = (
         format_table(header, rows) + f"\nproxy sweep: {proxy['seconds']:.1f} s (compile included)"
     )
-    # a model no LR trains still has a least-bad LR; say so rather than let it read as an optimum
     chance = float(np.log(req.spec.num_classes))
     for entry in [proxy, *result["targets"]]:
-        best = entry["loss_at_opt"]
-        entry["beats_chance"] = bool(best < chance) if np.isfinite(best) else None
         if entry["beats_chance"] is False:
             table += (
                 f"\nat {axis} {entry[axis]} no LR trains the model: best loss "

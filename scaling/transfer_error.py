@@ -57,6 +57,10 @@ def sweep(
         "lr_opt": best.lr,
         "where": best.where,
         "loss_at_opt": best.loss,
+        # a model no LR trains still has a least-bad LR: say whether any beat chance, ln(C)
+        "beats_chance": bool(best.loss < np.log(spec.num_classes))
+        if np.isfinite(best.loss)
+        else None,
         "lr_opt_per_seed": [o.lr if o.found else None for o in per_seed],
         "where_per_seed": [o.where for o in per_seed],
         "seed_scatter_log2": optimum.scatter_log2(per_seed),

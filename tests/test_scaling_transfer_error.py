@@ -160,13 +160,14 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
     swept = transfer_error.sweep(spec, 16, 2, lrs, 2, data.load("mnist1d"), 5, 32, "sgd", 0,
                                  lambda _: None, extra_lr=1e4)  # fmt: skip
     assert swept["diverged_at_proxy_lr"] == 2 and swept["loss_at_proxy_lr"] == np.inf
+    assert swept["beats_chance"] == (swept["loss_at_opt"] < np.log(10))
 
     def fake_measure(spec, sizes, axis, fixed, lrs, *rest):
         entry = {"width": 16, "depth": 2, "lrs": list(lrs), "loss": [[1.0, 0.5, 1.0]] * 2,
                  "lr_opt": 0.03, "where": "inside", "loss_at_opt": 0.5,
-                 "seed_scatter_log2": None, "seconds": 1.0}  # fmt: skip
+                 "seed_scatter_log2": None, "seconds": 1.0, "beats_chance": True}  # fmt: skip
         target = entry | {"width": 64, "loss_at_proxy_lr": np.inf, "diverged_at_proxy_lr": 1,
-                          "loss_at_opt": 9.0,  # worse than chance, ln 10
+                          "loss_at_opt": 9.0, "beats_chance": False,  # chance: ln 10
                           "transfer_error_log2": 0.0, "error_bound_log2": None,
                           "loss_penalty": None}  # fmt: skip
         return {"axis": axis, "proxy": entry, "targets": [target]}
@@ -177,5 +178,3 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
     assert "diverged (1 of 2 seeds)" in report.table
     assert "at width 64 no LR trains the model: best loss 9 >= chance ln(10)" in report.table
     assert "at width 16 no LR" not in report.table
-    proxy, (target,) = report.record["proxy"], report.record["targets"]
-    assert proxy["beats_chance"] is True and target["beats_chance"] is False
