@@ -184,7 +184,7 @@ def describe(config) -> list[str]:
         ("steps", config.steps, config.base_steps, ("horizon_lr",)),
         ("batch", config.batch_size, config.base_batch_size, ("batch_lr", "beta2_half_life")),
     ):
-        lines.append(_axis_line(axis, size, base or size, steps, names))
+        lines.append(_axis_line(axis, size, base or size, steps, names, config.beta2))
     mode = config.weight_decay_mode
     decay = [s for s in steps if s.name.startswith("decay_timescale")]
     change = (
@@ -193,15 +193,21 @@ def describe(config) -> list[str]:
     lines.append(f"  weight decay: {mode}, width scaling {scaling}; {change}")
     base = base_hyper(config)
     target = axes.resolve(rule(shape), base)
+    if config.lrs.strip():  # a sweep: --lrs are the base run's
+        lr_text = f"every --lrs value x {rule(shape).lr:.4g}"
+    else:
+        lr_text = f"lr {base.lr:.4g} -> {target.lr:.4g}"
+    beta2_text = (
+        f", beta2 {base.beta2:g} -> {target.beta2:.6g}" if target.beta2 != base.beta2 else ""
+    )
     lines.append(
-        f"  => lr {base.lr:.4g} -> {target.lr:.4g}, weight decay {base.weight_decay:.4g} -> "
-        f"{target.weight_decay:.4g}"
-        + (f", beta2 {base.beta2:g} -> {target.beta2:.6g}" if target.beta2 != base.beta2 else "")
+        f"  => {lr_text}, weight decay {base.weight_decay:.4g} -> {target.weight_decay:.4g}"
+        + beta2_text
     )
     return lines
 
 
-def _axis_line(axis: str, size: int, base: int, steps, prefixes) -> str:
+def _axis_line(axis: str, size: int, base: int, steps, prefixes, beta2: float) -> str:
     text = f"  {axis} {base} -> {size}"
     if size == base:
         return text + ": same"
@@ -212,7 +218,8 @@ def _axis_line(axis: str, size: int, base: int, steps, prefixes) -> str:
     parts = []
     for step in used:
         if step.after.lr != step.before.lr:
-            parts.append(f"{step.name} lr x {step.lr_factor:.4g}")
+            parts.append(f"{step.name}: lr x {step.lr_factor:.4g}")
         elif step.after.beta2_power != step.before.beta2_power:
-            parts.append(f"{step.name} beta2^{step.after.beta2_power:.4g}")
+            after = axes.resolve(step.after, axes.Hyper(lr=1.0, beta2=beta2)).beta2
+            parts.append(f"{step.name}: beta2 {beta2:g} -> {after:.6g}")
     return text + " " + "; ".join(parts)
