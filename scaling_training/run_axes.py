@@ -70,6 +70,11 @@ def validate_axes(config) -> None:
             f"(the default {config.weight_decay_value:g} is a coupled one)",
         )
     _choose("batch_lr_scaling", config.batch_lr_scaling, tuple(BATCH_LR_SCALINGS))
+    if config.transfer_from and not config.base_steps:  # resolve() always sets base_steps
+        raise ConfigError(
+            "transfer_from",
+            "not resolved: pass the config through scaling_training.transfer.resolve",
+        )
     for flag in ("base_steps", "base_batch_size"):
         if getattr(config, flag) < 0:
             raise ConfigError(flag, f"must be >= 0 (0: the run's own), got {getattr(config, flag)}")

@@ -262,6 +262,7 @@ BAD_FLAGS = [
     (dict(beta2=1.0), "beta2"),
     (dict(beta2=0.99, optimizer="lion"), "beta2"),
     (dict(decay_timescale=True), "decay_timescale"),
+    (dict(transfer_from="proxy"), "transfer_from"),  # not through transfer.resolve
     (dict(decay_timescale=True, base_steps=4, optimizer="adam"), "decay_timescale"),  # wd 0
 ]  # fmt: skip
 
@@ -330,3 +331,24 @@ def test_independent_decay_is_coupled_decay_divided_by_the_lr(tmp_path):
         losses[mode] = _final_train_loss(config.workdir)
     assert losses["independent"] == pytest.approx(losses["coupled"], rel=1e-5)
     assert losses["independent"] != losses["off"]
+
+
+def test_optimizer_arguments_apply_the_decay_width_scaling():
+    import jax
+    from flax import nnx
+
+    import rules
+    import zoo
+
+    config = validate(TrainConfig(**BASE | dict(width=64), weight_decay_width="constant"))
+    model_config = zoo.ModelConfig(
+        input_shape=(40,), num_classes=10, width=64, depth=2, base_width=16, optimizer="adam"
+    )
+    model = zoo.build("mlp", model_config, rules.get("mup"), nnx.Rngs(0))
+    scales, decay, options = run_axes.optimizer_arguments(config, model)
+    assert (decay, options) == (0.5, {})
+    leaves = jax.tree.leaves(scales, is_leaf=lambda x: isinstance(x, rules.Scales))
+    assert all(s.weight_decay == s.lr for s in leaves)
+    assert {s.weight_decay for s in leaves} == {1.0, 0.25}
+    plain = validate(TrainConfig(**BASE | dict(width=64)))
+    assert run_axes.optimizer_arguments(plain, model)[0] == rules.param_scales(model)
