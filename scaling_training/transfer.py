@@ -125,6 +125,9 @@ def _check_types(settings: dict, path: str) -> None:
             raise ConfigError(FLAG, f"{path}: {key} = {value!r} is not a valid value")
     if not settings.get("lr", 0) > 0:
         raise ConfigError(FLAG, f"{path}: the tuned lr must be > 0, got {settings.get('lr')}")
+    for key in ("steps", "batch_size", "base_steps", "base_batch_size"):
+        if settings.get(key) is not None and settings[key] < (1 if key in NEEDED_IN_JSON else 0):
+            raise ConfigError(FLAG, f"{path}: {key} = {settings[key]} is not a valid value")
 
 
 def resolve(config: TrainConfig, given: set[str]) -> TrainConfig:

@@ -216,6 +216,15 @@ REFUSALS = [
         "steps = 'ten' is not a valid value",
     ),
     (
+        "json_zero_steps",
+        _json_file(
+            '{"lr": 0.1, "model": "mlp", "optimizer": "adam", "dataset": "mnist1d", '
+            '"steps": 0, "batch_size": 8}'
+        ),
+        [],
+        "steps = 0 is not a valid value",
+    ),
+    (
         "json_unknown_key",
         _json_file(
             '{"lr": 0.1, "model": "mlp", "optimizer": "adam", "dataset": "mnist1d", '
