@@ -20,6 +20,7 @@ import rules
 import scaling_data as data
 import zoo
 from scaling_training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, model_default
+from scaling_training.run_axes import HELP as RUN_AXES_HELP
 
 HELP = {
     "model": f"model family: {', '.join(zoo.names())}",
@@ -87,6 +88,7 @@ HELP = {
     "patch_size": "vit: patch side in pixels (steps for 1D sets); 0 = a 4x4 grid of patches "
     "for images, 8 patches for sequences",
     "seq_len": "text sets (lm): tokens (bytes) per training window",
+    **RUN_AXES_HELP,  # --base_steps, --weight_decay_mode, --transfer_from, ...
 }
 
 DEFINE = {
@@ -131,6 +133,7 @@ def main(argv: list[str]) -> None:
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
+    from scaling_training import transfer
     from scaling_training.config import with_model_defaults
     from scaling_training.distributed import initialize
     from scaling_training.loop import EXIT_DIVERGED, train
@@ -138,6 +141,8 @@ def main(argv: list[str]) -> None:
     from scaling_training.validation import validate_processes
 
     try:
+        given = {f.name for f in dataclasses.fields(TrainConfig) if flags.FLAGS[f.name].present}
+        config = transfer.resolve(config, given)  # --transfer_from: the proxy's settings
         config = with_model_defaults(config)  # so that messages below show real values
         validate_processes(config)  # before joining, so a bad flag is named as such
         initialize(config)

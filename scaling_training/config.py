@@ -114,6 +114,17 @@ class TrainConfig:
     pooling: str = "cls"
     patch_size: int = 0
     seq_len: int = 64  # text sets: tokens per training window
+    # --- run axes (issue 21): length, batch, weight decay; help and checks: run_axes.py ---
+    base_steps: int = 0  # 0: --steps (the length the LR was tuned at)
+    base_batch_size: int = 0  # 0: --batch_size
+    horizon_beta: float = 0.0  # lr x (steps / base_steps)^-beta
+    batch_lr_scaling: str = "none"  # lr x (batch / base)^p: none, sqrt, linear, family
+    batch_beta2: bool = False  # beta2 -> beta2^(batch / base) (fixed half-life in examples)
+    decay_timescale: bool = False  # wd keeps lr x wd x steps (coupled) fixed
+    weight_decay_mode: str = "coupled"  # coupled: per step lr x wd; independent: wd
+    weight_decay_width: str = ""  # "": the mode's own (same decay per step at every width)
+    beta2: float = 0.999  # Adam's beta2 (adam, adamw)
+    transfer_from: str = ""  # a proxy sweep's workdir or a JSON of tuned values
 
     @property
     def dataset_name(self) -> str:

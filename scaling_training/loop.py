@@ -45,6 +45,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] = print) -> RunResult
     from scaling_training.recipe import check_augmentation
 
     config = validate(config)  # fills in the model's defaults
+    if jax.process_index() == 0:
+        from scaling_training.transfer import describe
+
+        for line in describe(config):  # --transfer_from, --base_steps, ...: the derivation
+            echo(line)
     dataset = load_dataset(config)
     check_augmentation(config, dataset)
     fits.check_fits(config, dataset.input_shape, dataset.num_classes)

@@ -14,6 +14,7 @@ from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
 from scaling_training.models import ModelChoice
 from scaling_training.optimizers import make_optimizer
+from scaling_training.run_axes import optimizer_arguments
 from scaling_training.schedules import with_schedule_and_clipping
 
 
@@ -31,12 +32,14 @@ def build_model(config: TrainConfig, dataset: data.Dataset, seed: int | None = N
 def build_optimizer(config: TrainConfig, model, lr: float | None = None):
     """The rule's optimizer for `model` at peak lr `lr` (default `config.lr`), with the
     schedule and gradient clipping of `config`; the lr is injected state (sweeps set it)."""
+    scales, weight_decay, run_axes = optimizer_arguments(config, model)  # --base_steps, ...
     optimizer = make_optimizer(
         config.optimizer,
         config.lr if lr is None else lr,
-        rules.param_scales(model),
+        scales,
         config.momentum,
-        config.weight_decay_value,
+        weight_decay,
+        **run_axes,
     )
     return with_schedule_and_clipping(
         optimizer, config.schedule, config.steps, config.warmup_steps, config.clip_norm

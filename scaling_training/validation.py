@@ -23,6 +23,7 @@ from scaling_training.config import (
 )
 from scaling_training.errors import ConfigError
 from scaling_training.models import PADDINGS
+from scaling_training.run_axes import validate_axes
 from scaling_training.schedules import SCHEDULES
 from zoo.depths import check_depth
 
@@ -79,6 +80,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     if not 0 <= config.momentum < 1:
         raise ConfigError("momentum", f"must be in [0, 1), got {config.momentum}")
     validate_run_length(config)
+    validate_axes(config)  # --base_steps, --weight_decay_mode, ... (run_axes.py)
     validate_scale(config)
     validate_paths(config)
     if config.tensorboard and importlib.util.find_spec("tensorboardX") is None:

@@ -169,6 +169,11 @@ TRAIN_CASES = [
     ("unknown_model", ["--model=transformer_xl"], "--model", 2),
     ("bad_integer", ["--steps=ten"], "--steps", 2),
     ("positional_argument", ["extra"], "unexpected", 2),
+    ("horizon_without_base_steps", ["--horizon_beta=0.3"], "--horizon_beta", 2),
+    ("weight_decay_mode_unknown", ["--weight_decay_mode=lr"], "--weight_decay_mode", 2),
+    ("transfer_from_empty_folder", ["--transfer_from={empty}"], "--transfer_from", 2),
+    ("transfer_from_a_file", ["--transfer_from={file}"], "--transfer_from", 2),
+    ("transfer_from_a_single_run", ["--transfer_from={work}"], "--transfer_from", 2),
 ]
 
 OUT_ARGS = ["--widths=16,32", "--depths=2", "--seeds=1", "--base_width=16"]
