@@ -174,8 +174,9 @@ def scaled_optimizer(
     `scales`: an NNX model (its Params' metadata; use with `nnx.Optimizer(model, tx,
     wrt=nnx.Param)`), the `Parametrization` of `rules.parametrize` (Linen params), or a
     tree of `Scales` whose paths match the params'. A model or Parametrization scaled for
-    another optimizer family is refused. "adam" and "adamw" differ only in the weight
-    decay callers usually give them. Lion uses b1=0.9, b2=0.99 unless given otherwise.
+    another optimizer family is refused, and so is a model with Params that carry no
+    scales. "adam" and "adamw" differ only in the weight decay callers usually give them.
+    Lion uses b1=0.9, b2=0.99 unless given otherwise.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
