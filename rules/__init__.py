@@ -57,6 +57,7 @@ _LAZY = {
     "nnx_layouts": "rules.layouts",
     "branch_fields": "rules.residual",
     "residual_multiplier": "rules.residual",
+    "tied_readout_multiplier": "rules.rescale",
 }
 
 

@@ -11,7 +11,12 @@ A foreign forward pass has no multipliers, so a rule's multiplier a is folded in
 and LR with the abc symmetry (Yang & Hu): (a, std, lr) acts like (1, a std, a lr) under
 Adam and (1, a std, a^2 lr) under SGD, with Adam's epsilon divided by a. The residual
 branch and attention-logit multipliers are not parameters: the user's forward pass
-applies them (`Parametrization.branch_multiplier`, `Parametrization.logit_scale`).
+applies them (`Parametrization.branch_multiplier`, `Parametrization.logit_scale`,
+`Parametrization.tied_readout_multiplier`).
+
+Values: by default (`init="keep"`) the author's own init is kept, rescaled by the rule's
+width factor away from the base shape (`rules.rescale`, microsoft/mup's way); `init="rule"`
+redraws every parameter by the rule's formula, as the project's own layers draw them.
 """
 
 from __future__ import annotations
@@ -289,6 +294,7 @@ class Parametrization:
     shapes: Any
     depth: int = 1
     base_depth: int = 1
+    init_factors: Any = None  # init="keep": the factor on the author's base init (rules.rescale)
 
     @property
     def optimizer(self) -> str:
@@ -308,6 +314,12 @@ class Parametrization:
 
         return logit_scale(self.rule, head_dim, base_head_dim)
 
+    def tied_readout_multiplier(self, width: int, base_width: int | None) -> float:
+        """The factor on tied logits h @ table^T (`rules.tied_readout_multiplier`)."""
+        from rules.rescale import tied_readout_multiplier
+
+        return tied_readout_multiplier(self.rule, width, base_width, optimizer=self.optimizer)
+
     def lr_multipliers(self) -> Any:
         return jax.tree.map(lambda s: s.lr, self.scales, is_leaf=_is_scales)
 
@@ -316,6 +328,11 @@ class Parametrization:
         flat_metas = jax.tree.leaves(self.metas, is_leaf=_is_meta)
         flat_scales = jax.tree.leaves(self.scales, is_leaf=_is_scales)
         flat_shapes = jax.tree.leaves(self.shapes, is_leaf=lambda x: isinstance(x, tuple))
+        flat_factors = (
+            [None] * len(flat_metas)
+            if self.init_factors is None
+            else jax.tree.leaves(self.init_factors)
+        )
         return [
             {
                 "path": m.path,
@@ -327,8 +344,9 @@ class Parametrization:
                 "lr_multiplier": s.lr,
                 "wd_multiplier": s.weight_decay,
                 "eps_multiplier": s.adam_eps,
+                "init_factor": factor,
             }
-            for m, s, shape in zip(flat_metas, flat_scales, flat_shapes)
+            for m, s, shape, factor in zip(flat_metas, flat_scales, flat_shapes, flat_factors)
         ]
 
     def describe(self, title: str = "") -> str:
@@ -337,16 +355,27 @@ class Parametrization:
         return format_rows(self.rows(), title)
 
 
-def _parametrize_tree(params, base, rule, key, delta, **kwargs):
-    plain = _unbox(params)
-    metas = infer_metas(plain, base, delta_params=delta, **kwargs)
+def _parametrize_tree(params, base, rule, init, key, zero, delta, **kwargs):
+    """(values, Parametrization) for a params tree; `init` None leaves the values as given."""
+    from rules import rescale
+
+    plain, plain_base = _unbox(params), _unbox(base)
+    metas = infer_metas(plain, plain_base, delta_params=delta, **kwargs)
     scales = rule_scales(rule, metas)
+    factors = rescale.init_factors(rule, metas)
     shapes = jax.tree.map(lambda x: tuple(jnp.shape(x)), plain)
     plan = Parametrization(
-        rule, metas, scales, shapes, kwargs.get("depth", 1), kwargs.get("base_depth", 1)
+        rule, metas, scales, shapes, kwargs.get("depth", 1), kwargs.get("base_depth", 1), factors
     )
-    fresh = plain if key is None else initialize(plain, metas, scales, key)
-    return fresh, plan
+    if init == "rule":
+        values = initialize(plain, metas, scales, key)
+    elif init == "keep":
+        values = rescale.keep_values(plain, plain_base, metas, factors)
+    else:
+        values = plain
+    if zero:
+        values = rescale.zero_values(values, rescale.zero_mask(metas, zero))
+    return values, plan
 
 
 def _same_shapes(a: Any, b: Any) -> bool:
@@ -355,35 +384,84 @@ def _same_shapes(a: Any, b: Any) -> bool:
     ]
 
 
+INIT_MODES = ("keep", "rule", None)
+_NO_KEY = object()  # `key` not given (key=None is the pre-`init` spelling of init=None)
+
+
+def _init_mode(init: str | None, key: Any, zero: Any) -> str | None:
+    """The init mode `parametrize` runs, from `init` and the (older) `key` argument."""
+    if init not in INIT_MODES:
+        raise ValueError(f"init must be 'keep', 'rule' or None, got {init!r}")
+    if key is None and init == "keep":
+        init = None  # key=None: values untouched, as before `init` existed
+    if init == "rule" and (key is None or key is _NO_KEY):
+        raise ValueError("init='rule' draws new values by the rule's formula: pass key=")
+    if init != "rule" and key is not None and key is not _NO_KEY:
+        raise ValueError(
+            "key= only serves init='rule' (a redraw by the rule's formula); the default "
+            "init='keep' rescales your model's own init and needs no key"
+        )
+    if init is None and zero:
+        raise ValueError("zero= sets values, and init=None (or key=None) leaves them untouched")
+    return init
+
+
+# Linen collections that are not parameters (model.init returns them beside "params").
+NON_PARAM_COLLECTIONS = ("batch_stats", "cache", "intermediates", "losses", "perturbations")
+
+
+def _refuse_variables(tree: Any, what: str) -> None:
+    """RuleError for Linen's whole variables dict where its "params" belong."""
+    if not isinstance(tree, Mapping):
+        return
+    keys = [str(k) for k in tree]
+    has_params = "params" in keys and isinstance(tree["params"], Mapping)
+    if has_params or any(k in NON_PARAM_COLLECTIONS for k in keys):
+        raise RuleError(
+            f"{what} look like Linen's whole variables dict (collections: {', '.join(keys)}); "
+            f"pass variables['params']: rules scales parameters only, and the other "
+            "collections go to model.apply as they are"
+        )
+
+
 def parametrize(
     target: Any,
     base: Any,
     rule: Rule,
     *,
-    key: jax.Array | None,
     optimizer: str,
     activation: str | float,
+    init: str | None = "keep",
+    key: jax.Array | None = _NO_KEY,
+    zero: str | tuple[str, ...] = (),
     delta: Any = None,
     **kwargs: Any,
 ) -> Any:
-    """Infer each parameter's metadata, re-initialise by `rule` and attach its scales.
+    """Infer each parameter's metadata, set its initial values and attach its scales.
 
-    NNX: `target` and `base` (and `delta`) are models (`base` abstract, from
-    `nnx.eval_shape`); the Params are re-initialised in place and carry `meta` and
-    `scales` metadata (so `rules.describe`, `rules.optimizer(name, lr, model)` read them).
-    Returns the `Parametrization`.
-    Linen: `target` is a params tree (boxed or not), `base`/`delta` params trees (from
-    `jax.eval_shape`); returns `(new params, Parametrization)`, boxes kept.
+    NNX: `target`, `base` (and `delta`) are models; the Params are updated in place and
+    carry `meta`, `scales` and `init_factor` metadata (so `rules.describe` and
+    `rules.optimizer(name, lr, model)` read them). Returns the `Parametrization`.
+    Linen: `target` is a params tree (boxed or not), `base`/`delta` params trees; returns
+    `(new params, Parametrization)`, boxes kept.
 
-    key: the PRNG key of the new values; None keeps the values (re-attaching the scales
-      to a restored or abstract model). optimizer: the optimizer the model will train with
-      (`rules.optimizer` refuses another family). activation: the hidden activation or its
-      gain. delta: the model at another width, needed when the model has the base shapes.
+    init: "keep" (default): the author's own init, untouched at the base shape and times
+      the rule's width factor elsewhere (`rules.rescale`; needs the base model's values,
+      so build `base` for real, not with eval_shape, unless `target` has the base shapes).
+      "rule": redrawn by the rule's formula from `key` (N(0, init_std); biases 0, norm
+      scales 1), as the project's own layers do. None: values untouched (re-attaching the
+      scales to a restored or abstract model; `key=None` means the same).
+    zero: parameters to start at zero, e.g. ("readout", "query") (microsoft/mup's zero
+      readout and zero query init; other entries are regexes of parameter paths).
+    optimizer: the optimizer the model will train with (`rules.optimizer` refuses another
+      family). activation: the hidden activation or its gain. delta: the model at another
+      width (abstract is enough), needed when the model has the base shapes.
     Other keywords: `infer_metas`' (input_gain, depth, base_depth, residual, overrides,
     layouts).
     """
     from flax import nnx
 
+    init = _init_mode(init, key, zero)
     common = dict(optimizer=optimizer, activation=activation, **kwargs)
     if isinstance(target, nnx.Module):
         params = nnx.to_pure_dict(nnx.state(target, nnx.Param))
@@ -395,19 +473,27 @@ def parametrize(
             from rules.layouts import nnx_layouts
 
             common["layouts"] = nnx_layouts(target)
-        fresh, plan = _parametrize_tree(params, base_params, rule, key, delta_params, **common)
+        fresh, plan = _parametrize_tree(
+            params, base_params, rule, init, key, zero, delta_params, **common
+        )
         state = nnx.state(target, nnx.Param)
-        if key is not None:
+        if init is not None:
             nnx.replace_by_pure_dict(state, fresh)
             nnx.update(target, state)
         flat_meta = dict(nnx.to_flat_state(nnx.State(plan.metas)))
         flat_scales = dict(nnx.to_flat_state(nnx.State(plan.scales)))
+        flat_factors = dict(nnx.to_flat_state(nnx.State(plan.init_factors)))
         for path, variable in nnx.to_flat_state(nnx.state(target, nnx.Param)):
-            variable.set_metadata(meta=flat_meta[path], scales=flat_scales[path])
+            variable.set_metadata(
+                meta=flat_meta[path], scales=flat_scales[path], init_factor=flat_factors[path]
+            )
         return plan
+    _refuse_variables(target, "the params")
+    _refuse_variables(base, "the base params")
+    _refuse_variables(delta, "the delta params")
     if delta is None and _same_shapes(target, base):
         raise RuleError(_BASE_MESSAGE)
-    fresh, plan = _parametrize_tree(target, base, rule, key, delta, **common)
+    fresh, plan = _parametrize_tree(target, base, rule, init, key, zero, delta, **common)
     return _rebox(target, fresh), plan
 
 
@@ -421,10 +507,10 @@ def apply_to_linen(
     params: Any, base_params: Any, rule: Rule, key: jax.Array, **infer_kwargs
 ) -> tuple[Any, Any, Any]:
     """(new params, scales, metas) for a Linen params tree (`parametrize` unpacked)."""
-    new, plan = parametrize(params, base_params, rule, key=key, **infer_kwargs)
+    new, plan = parametrize(params, base_params, rule, init="rule", key=key, **infer_kwargs)
     return new, plan.scales, plan.metas
 
 
 def apply_to_nnx(model, base_model, rule: Rule, key: jax.Array, **infer_kwargs) -> Any:
     """Re-initialise an NNX model in place (`parametrize`); returns its scales tree."""
-    return parametrize(model, base_model, rule, key=key, **infer_kwargs).scales
+    return parametrize(model, base_model, rule, init="rule", key=key, **infer_kwargs).scales

@@ -142,6 +142,24 @@ def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool
     return jnp.concatenate(columns, axis=-1)
 
 
+def require_scales(state: nnx.State) -> None:
+    """RuleError when a Param of `state` carries no scales: without them an optimizer would
+    be plain optax (LR multiplier 1 everywhere), silently not the rule."""
+    from rules.validation import RuleError
+
+    flat = list(nnx.to_flat_state(state))
+    bare = ["/".join(str(p) for p in path) for path, v in flat if "scales" not in v.get_metadata()]
+    if not bare:
+        return
+    some = "all" if len(bare) == len(flat) else f"{len(bare)} of the {len(flat)}"
+    raise RuleError(
+        f"{some} parameters of this model carry no rule metadata (e.g. {bare[0]!r}), so its "
+        "optimizer would be plain optax; call rules.parametrize(model, base, rule, ...) on "
+        "the whole model first (a restored model: the same call with init=None on the "
+        "abstract model before restoring into it)"
+    )
+
+
 def param_metas(model: nnx.Module) -> list[LayerMeta]:
     """The LayerMeta of every parameter that has one."""
     state = nnx.state(model, nnx.Param)

@@ -131,7 +131,7 @@ def optimizer_scales(name: str, source: Any) -> Any:
         state = nnx.state(source, nnx.Param)
         metas = [v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state)]
         _check_family(name, [m for m in metas if m is not None])
-        return param_scales(source)
+        return param_scales(source)  # refuses parameters without scales
     if isinstance(source, Parametrization):
         _check_family(name, jax.tree.leaves(source.metas, is_leaf=lambda x: hasattr(x, "role")))
         return source.scales
@@ -139,7 +139,9 @@ def optimizer_scales(name: str, source: Any) -> Any:
     if not all(_is_scales(x) for x in leaves):
         raise TypeError(
             "scales must be an NNX model, a rules.Parametrization or a tree of rules.Scales"
-        )
+            + ("; for Linen params, pass the Parametrization that rules.parametrize returns"
+               if leaves and not any(_is_scales(x) for x in leaves) else "")
+        )  # fmt: skip
     return source
 
 
@@ -172,8 +174,9 @@ def scaled_optimizer(
     `scales`: an NNX model (its Params' metadata; use with `nnx.Optimizer(model, tx,
     wrt=nnx.Param)`), the `Parametrization` of `rules.parametrize` (Linen params), or a
     tree of `Scales` whose paths match the params'. A model or Parametrization scaled for
-    another optimizer family is refused. "adam" and "adamw" differ only in the weight
-    decay callers usually give them. Lion uses b1=0.9, b2=0.99 unless given otherwise.
+    another optimizer family is refused, and so is a model with Params that carry no
+    scales. "adam" and "adamw" differ only in the weight decay callers usually give them.
+    Lion uses b1=0.9, b2=0.99 unless given otherwise.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
@@ -203,8 +206,12 @@ def _is_variable(x: Any) -> bool:
 
 
 def param_scales(model: nnx.Module) -> dict:
-    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state."""
+    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state;
+    RuleError if some Param carries none (never parametrized, or restored without it)."""
+    from rules.nnx_layers import require_scales
+
     state = nnx.state(model, nnx.Param)
+    require_scales(state)
     return nnx.to_pure_dict(jax.tree.map(scales_of, state, is_leaf=_is_variable))
 
 

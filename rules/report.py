@@ -9,6 +9,9 @@ from rules.nnx_layers import scales_of
 COLUMNS = ("path", "role", "shape", "fan_in", "init_std", "multiplier", "lr_multiplier")
 # Shown only when some parameter has a value other than 1 (completep's epsilon, user rules).
 OPTIONAL_COLUMNS = ("wd_multiplier", "eps_multiplier")
+# Shown for models that `rules.parametrize` set up: the factor on the author's own init
+# (init="keep"); `init_std` is then what init="rule" would draw.
+INIT_FACTOR = "init_factor"
 
 
 def branch_rows(model: nnx.Module) -> list[dict]:
@@ -80,6 +83,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
                 "lr_multiplier": scales.lr,
                 "wd_multiplier": scales.weight_decay,
                 "eps_multiplier": scales.adam_eps,
+                INIT_FACTOR: param.get_metadata().get(INIT_FACTOR),
             }
         )
     return sorted(rows, key=_model_order(rows))
@@ -125,9 +129,11 @@ def describe(model, title: str = "") -> str:
 def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) -> str:
     """Parameter rows (then branch rows) as an aligned table."""
     extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
+    if any(r.get(INIT_FACTOR) is not None for r in rows):
+        extra += (INIT_FACTOR,)
     columns = COLUMNS + extra
     rows = list(rows) + list(branches)
-    table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
+    table = [columns] + [tuple(_cell(row.get(c)) for c in columns) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -182,3 +182,117 @@ def linen_init(model: nn.Module, example, key=None):
     if key is None:
         return jax.eval_shape(lambda: model.init(jax.random.key(0), example))["params"]
     return model.init(key, example)["params"]
+
+
+# GPT-2 as small NNX codebases write it (N(0, 0.02) everywhere, the residual projections
+# N(0, 0.02 / sqrt(2 depth)), learned positions as a bare Param), optionally with the
+# readout tied to the token table; and a big_vision-style ViT in Linen (zero head, zero
+# class token, N(0, 0.02) position embedding, xavier kernels, boxed MLP kernels).
+GPT_VOCAB = 64
+GPT_CONTEXT = 16
+GPT_HEAD_DIM = 16
+
+
+class GPTBlock(nnx.Module):
+    def __init__(self, d_model: int, depth: int, *, rngs: nnx.Rngs):
+        init = nnx.initializers.normal(0.02)
+        projection = nnx.initializers.normal(0.02 / (2 * depth) ** 0.5)
+        self.ln_1 = nnx.LayerNorm(d_model, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(
+            num_heads=d_model // GPT_HEAD_DIM,
+            in_features=d_model,
+            kernel_init=init,
+            out_kernel_init=projection,
+            decode=False,
+            rngs=rngs,
+        )
+        self.ln_2 = nnx.LayerNorm(d_model, rngs=rngs)
+        self.c_fc = nnx.Linear(d_model, 4 * d_model, kernel_init=init, rngs=rngs)
+        self.c_proj = nnx.Linear(4 * d_model, d_model, kernel_init=projection, rngs=rngs)
+
+    def __call__(self, x, mask):
+        x = x + self.attn(self.ln_1(x), mask=mask)
+        return x + self.c_proj(nnx.gelu(self.c_fc(self.ln_2(x))))
+
+
+class GPT(nnx.Module):
+    """tokens (batch, length) -> logits (batch, length, GPT_VOCAB). `tied`: the readout is
+    the token table, logits = readout_multiplier x h @ wte^T."""
+
+    def __init__(
+        self,
+        d_model: int,
+        depth: int = 2,
+        *,
+        tied: bool = False,
+        readout_multiplier: float = 1.0,
+        rngs: nnx.Rngs,
+    ):
+        init = nnx.initializers.normal(0.02)
+        self.wte = nnx.Embed(GPT_VOCAB, d_model, embedding_init=init, rngs=rngs)
+        self.wpe = nnx.Param(init(rngs.params(), (GPT_CONTEXT, d_model)))
+        self.blocks = nnx.List([GPTBlock(d_model, depth, rngs=rngs) for _ in range(depth)])
+        self.ln_f = nnx.LayerNorm(d_model, rngs=rngs)
+        self.tied = tied
+        if tied:
+            self.readout_multiplier = readout_multiplier
+        else:
+            self.lm_head = nnx.Linear(
+                d_model, GPT_VOCAB, use_bias=False, kernel_init=init, rngs=rngs
+            )
+
+    def __call__(self, tokens):
+        x = self.wte(tokens) + self.wpe[...][: tokens.shape[1]]
+        mask = nnx.make_causal_mask(tokens)
+        for block in self.blocks:
+            x = block(x, mask)
+        x = self.ln_f(x)
+        if self.tied:
+            return self.readout_multiplier * (x @ self.wte.embedding[...].T)
+        return self.lm_head(x)
+
+
+class ViTMlp(nn.Module):
+    mlp_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        d_model, tiny = x.shape[-1], nn.initializers.normal(1e-6)
+        kernel = nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("embed", "mlp"))
+        x = nn.gelu(nn.Dense(self.mlp_dim, kernel_init=kernel, bias_init=tiny)(x))
+        kernel = nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("mlp", "embed"))
+        return nn.Dense(d_model, kernel_init=kernel, bias_init=tiny)(x)
+
+
+class ViTBlock(nn.Module):
+    heads: int
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.LayerNorm()(x)
+        attention = nn.MultiHeadDotProductAttention(
+            num_heads=self.heads, kernel_init=nn.initializers.xavier_uniform()
+        )
+        x = x + attention(y, y)
+        return x + ViTMlp(4 * x.shape[-1])(nn.LayerNorm()(x))
+
+
+class LinenViT(nn.Module):
+    width: int
+    depth: int = 2
+    patch: int = 4
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, image):
+        p = self.patch
+        x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", name="embedding")(image)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h * w, c)
+        x = x + self.param("pos_embedding", nn.initializers.normal(0.02), (1, h * w, c))
+        cls = self.param("cls", nn.initializers.zeros, (1, 1, c))
+        x = jnp.concatenate([jnp.tile(cls, (n, 1, 1)), x], axis=1)
+        for i in range(self.depth):
+            x = ViTBlock(c // 8, name=f"encoderblock_{i}")(x)
+        x = nn.LayerNorm(name="encoder_norm")(x)
+        return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, name="head")(x[:, 0])

@@ -139,7 +139,7 @@ def test_the_base_width_model_is_accepted_with_a_delta_and_equals_sp():
         rules.parametrize(
             params, linen_shapes(16), rules.mup, key=None, optimizer="adam", activation="relu"
         )
-    common = dict(key=jax.random.key(0), optimizer="adam", activation="relu")
+    common = dict(init="rule", key=jax.random.key(0), optimizer="adam", activation="relu")
     mup_params, mup = rules.parametrize(
         params, linen_shapes(16), rules.mup, delta=linen_shapes(32), **common
     )
@@ -251,8 +251,8 @@ def test_boxed_params_are_unboxed_and_reboxed_and_norm_scales_stay_ones():
     params = attention_params(32, 8, 4, jax.random.key(0))
     layouts = rules.linen_layouts(LinenAttentionLM(32, 8, 4), jnp.ones((2, 5, 32)))
     new, plan = rules.parametrize(
-        params, attention_params(8, 2, 4), rules.mup, key=jax.random.key(1), optimizer="adam",
-        activation=1.0, layouts=layouts,
+        params, attention_params(8, 2, 4), rules.mup, init="rule", key=jax.random.key(1),
+        optimizer="adam", activation=1.0, layouts=layouts,
     )  # fmt: skip
     assert jax.tree.structure(new) == jax.tree.structure(params)
     for old_box, new_box in zip(
@@ -288,7 +288,13 @@ def test_nnx_sharding_names_survive_and_nnx_optimizer_takes_the_rule():
         model = Tiny(32, nnx.Rngs(0))
         base = nnx.eval_shape(lambda: Tiny(8, nnx.Rngs(0)))
         rules.parametrize(
-            model, base, rules.mup, key=jax.random.key(1), optimizer="adamw", activation="relu"
+            model,
+            base,
+            rules.mup,
+            init="rule",
+            key=jax.random.key(1),
+            optimizer="adamw",
+            activation="relu",
         )
         assert model.inp.kernel.get_metadata()["out_sharding"] == (None, "model")
         optimizer = nnx.Optimizer(model, rules.optimizer("adamw", 0.1, model), wrt=nnx.Param)
@@ -311,7 +317,7 @@ def test_a_restored_nnx_model_keeps_its_multipliers(tmp_path):
     model = NNXCNN(32, rngs=nnx.Rngs(0))
     base = nnx.eval_shape(lambda: NNXCNN(8, rngs=nnx.Rngs(0)))
     common = dict(optimizer="adam", activation="relu")
-    rules.parametrize(model, base, rules.mup, key=jax.random.key(1), **common)
+    rules.parametrize(model, base, rules.mup, init="rule", key=jax.random.key(1), **common)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "ckpt", nnx.state(model))
     checkpointer.wait_until_finished()
@@ -330,7 +336,9 @@ def test_a_restored_linen_model_has_the_same_scales(tmp_path):
     params = linen_params(32)
     common = dict(optimizer="sgd", activation="relu")
     key = jax.random.key(1)
-    new, plan = rules.parametrize(params, linen_shapes(8), rules.mup, key=key, **common)
+    new, plan = rules.parametrize(
+        params, linen_shapes(8), rules.mup, init="rule", key=key, **common
+    )
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "ckpt", new)
     checkpointer.wait_until_finished()

@@ -146,6 +146,7 @@ def test_linen_lm_matches_rules_layers(n, growth, optimizer):
         params,
         base,
         rules.mup,
+        init="rule",
         key=jax.random.key(1),
         optimizer=optimizer,
         activation="gelu",
@@ -187,6 +188,7 @@ def test_nnx_lm_matches_rules_layers(n, growth, optimizer):
         model,
         base,
         rules.mup,
+        init="rule",
         key=jax.random.key(1),
         optimizer=optimizer,
         activation="gelu",
@@ -240,7 +242,13 @@ def test_tp5_table3_numbers_on_the_nnx_lm():
         model = NNXLM(64, heads=8, head_dim=8, rngs=nnx.Rngs(0))
         base = nnx.eval_shape(lambda: NNXLM(16, heads=2, head_dim=8, rngs=nnx.Rngs(0)))
         rules.parametrize(
-            model, base, rules.mup, key=jax.random.key(0), optimizer=optimizer, activation=1.0
+            model,
+            base,
+            rules.mup,
+            init="rule",
+            key=jax.random.key(0),
+            optimizer=optimizer,
+            activation=1.0,
         )
         rows = {r["path"]: r for r in rules.layer_rows(model)}
         got = {
@@ -298,6 +306,7 @@ def test_depth_rules_on_user_transformers(rule):
         params,
         base,
         rule,
+        init="rule",
         key=jax.random.key(1),
         optimizer="adam",
         activation="gelu",
@@ -316,7 +325,7 @@ def test_cnns_match_rules_layers():
     """The Linen mnist-style CNN and an NNX CNN with BatchNorm and Dropout, mup at 4x."""
     params = linen_init(LinenCNN(64), IMAGE, jax.random.key(0))
     new, plan = rules.parametrize(
-        params, linen_init(LinenCNN(16), IMAGE), rules.mup, key=jax.random.key(1),
+        params, linen_init(LinenCNN(16), IMAGE), rules.mup, init="rule", key=jax.random.key(1),
         optimizer="sgd", activation="relu",
     )  # fmt: skip
     roles = {m.path: (m.role, m.fan_in, m.base_fan_in) for m in _metas(plan)}
@@ -331,7 +340,13 @@ def test_cnns_match_rules_layers():
     model = NNXCNN(32, rngs=nnx.Rngs(0))
     base = nnx.eval_shape(lambda: NNXCNN(8, rngs=nnx.Rngs(0)))
     rules.parametrize(
-        model, base, rules.mup, key=jax.random.key(2), optimizer="adam", activation="relu"
+        model,
+        base,
+        rules.mup,
+        init="rule",
+        key=jax.random.key(2),
+        optimizer="adam",
+        activation="relu",
     )
     rows = {r["path"]: r for r in rules.layer_rows(model)}
     assert rows["bn1/scale"]["role"] == "norm" and rows["bn1/bias"]["role"] == "bias"

@@ -33,6 +33,7 @@ def build(width: int, depth: int, seed: int, rule: rules.Rule, optimizer: str) -
         model,
         base,
         rule,
+        init="rule",
         key=jax.random.key(seed),
         optimizer=optimizer,
         activation="relu",
