@@ -15,6 +15,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
+from scaling_training import safe_files
+
 EXIT_WRITE_FAILED = 4  # as train.py: an output could not be written
 MAX_STEPS = 10**6  # a probe trains small grids; more steps are a typo
 
@@ -58,6 +60,9 @@ def check_out(out: str) -> None:
     archive = os.path.join(out, "archive")
     if os.path.exists(archive) and not os.path.isdir(archive):
         raise FlagError("out", f"{archive!r} is a file, but earlier results are archived there")
+    refused = safe_files.refusal(out, "out")
+    if refused:
+        raise FlagError("out", refused)
     existing = os.path.abspath(out)
     while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
@@ -138,7 +143,9 @@ def write_results(
             f"cannot write {json_path} ({e.strerror or e}); the measurement is saved in {kept}"
         ) from None
     try:
-        plot(png_path)
+        with safe_files.temporary_beside(png_path, suffix=".png") as tmp:
+            plot(tmp)
+            os.replace(tmp, png_path)
     except OSError as e:
         raise OSError(
             f"cannot write {png_path} ({e.strerror or e}); the measurement is in {json_path}"
@@ -147,15 +154,7 @@ def write_results(
 
 
 def _write_atomically(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    safe_files.write_atomically(path, text.encode())
 
 
 def _fallback(probe: str, text: str) -> str:

@@ -8,6 +8,8 @@ import math
 import os
 import shutil
 
+from scaling_training import safe_files
+
 OUTPUT_FILES = (
     "config.json",
     "metrics.jsonl",
@@ -50,16 +52,12 @@ class WriteError(OSError):
 
 
 def write_json(path: str, obj) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    tmp = path + ".tmp"
+    """Write JSON atomically (a uniquely named temporary + rename, never through a link), so
+    a crash never leaves half a file."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
     try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        safe_files.write_atomically(path, text.encode())
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
         raise WriteError(path, e) from None
 
 
@@ -73,24 +71,25 @@ def drop_torn_tail(path: str) -> int:
     """Cut a last line without its newline (a write cut short by a kill or a full disk) off
     `path`; the number of bytes dropped."""
     try:
-        with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            keep = size
-            while keep > 0:
-                start = max(0, keep - 4096)
-                f.seek(start)
-                block = f.read(keep - start)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    keep = start + newline + 1
-                    break
-                keep = start
-            if keep == size:
-                return 0
-            f.truncate(keep)
-            return size - keep
+        fd = safe_files.open_nofollow(path, os.O_RDWR)
     except FileNotFoundError:
         return 0
+    with os.fdopen(fd, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        keep = size
+        while keep > 0:
+            start = max(0, keep - 4096)
+            f.seek(start)
+            block = f.read(keep - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        if keep == size:
+            return 0
+        f.truncate(keep)
+        return size - keep
 
 
 class MetricsLog:
@@ -102,7 +101,7 @@ class MetricsLog:
         self.path = path
         try:
             drop_torn_tail(path)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = safe_files.open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as e:
             raise WriteError(path, e) from None
 

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 
-from scaling_training import outputs
+from scaling_training import outputs, safe_files
 
 
 def bar(step: int, steps: int, width: int = 20) -> str:
@@ -88,9 +88,10 @@ def plot_metrics(metrics_path: str, png_path: str) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path + ".tmp.png", dpi=100)
-    plt.close(fig)
-    os.replace(png_path + ".tmp.png", png_path)
+    with safe_files.temporary_beside(png_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, png_path)
 
 
 def truncate_metrics(path: str, last_step: int) -> None:
@@ -106,6 +107,4 @@ def truncate_metrics(path: str, last_step: int) -> None:
                 continue
             if record["step"] <= last_step:
                 kept.append(json.dumps(record, sort_keys=True) + "\n")
-    with open(path + ".tmp", "w") as f:
-        f.writelines(kept)
-    os.replace(path + ".tmp", path)
+    safe_files.write_atomically(path, "".join(kept).encode())
