@@ -16,6 +16,7 @@ rename and the manifest) is refused the same way: move it away to resume from an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -146,21 +147,25 @@ class Checkpoints:
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Save checkpoint `step`; outputs.WriteError when it cannot be written (orbax writes
         to a temporary folder first, so the earlier checkpoints stay intact)."""
+        from scaling_training.interrupts import deferred
         from scaling_training.outputs import WriteError
 
-        try:
-            self._manager.save(
-                step,
-                args=self._ocp.args.Composite(
-                    state=self._ocp.args.StandardSave(_savable(state)),
-                    meta=self._ocp.args.JsonSave(meta | {"step": step}),
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
-            write_manifest(self.step_dir(step))
-        except Exception as e:  # orbax wraps OSError in several types
-            raise WriteError(self.step_dir(step), e) from None
+        # orbax's threads log a failed write (a full disk) with tracebacks before the error
+        # reaches us; the WriteError below is the one line the user sees
+        with deferred(), _quiet_absl():  # a signal waits for the checkpoint and its manifest
+            try:
+                self._manager.save(
+                    step,
+                    args=self._ocp.args.Composite(
+                        state=self._ocp.args.StandardSave(_savable(state)),
+                        meta=self._ocp.args.JsonSave(meta | {"step": step}),
+                    ),
+                    force=True,
+                )
+                self._manager.wait_until_finished()
+                write_manifest(self.step_dir(step))
+            except Exception as e:  # orbax wraps OSError in several types
+                raise WriteError(self.step_dir(step), e) from None
 
     def close(self) -> None:
         self._manager.close()
@@ -169,9 +174,23 @@ class Checkpoints:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         return ConfigError(
             "workdir",
-            f"checkpoint {os.path.join(self.directory, str(step))} is unreadable ({reason}); "
+            f"checkpoint of step {step} ({self.step_dir(step)}) is unreadable ({reason}); "
             "move it away to resume from an earlier one, or use another --workdir",
         )
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """absl's logger (orbax logs through it) shows nothing below CRITICAL inside."""
+    import logging
+
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _digests(folder: str) -> dict[str, str]:
@@ -274,3 +293,23 @@ def check_same_config(saved: dict, current: dict, directory: str) -> None:
                 f"is {current.get(key)!r} but the unfinished run in {directory} used "
                 f"{saved.get(key)!r}; rerun with its flags to resume, or use another --workdir",
             )
+    check_same_source(saved, current, directory)
+
+
+def check_same_source(saved: dict, current: dict, directory: str) -> None:
+    """--data_dir may move (the same prepared files elsewhere), but an offline set read from
+    tensorflow-datasets files differs in its last bits from the one generated in memory, so
+    adding or dropping --data_dir on resume would continue a run on other data."""
+    import scaling_data as data
+
+    if current.get("dataset") not in data.SOURCES:
+        return
+    before, now = bool(saved.get("data_dir")), bool(current.get("data_dir"))
+    if before != now:
+        read = "from tensorflow-datasets files (--data_dir)" if before else "generated in memory"
+        raise ConfigError(
+            "data_dir",
+            f"is {current.get('data_dir')!r} but the unfinished run in {directory} read "
+            f"{current['dataset']} {read}; the two differ in their last bits, so resume with "
+            f"{'a --data_dir' if before else 'no --data_dir'}, or use another --workdir",
+        )

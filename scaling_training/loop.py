@@ -17,6 +17,16 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
         dataset = data.load(config.dataset_name, config.data_dir, seq_len=config.seq_len)
     except data.TfdsMissing as e:
         raise ConfigError("dataset" if not config.data_dir else "data_dir", str(e)) from None
+    except Exception as e:  # garbage or unreadable files, a folder that cannot be prepared
+        if not config.data_dir:
+            raise
+        from scaling_training.messages import one_line
+
+        raise ConfigError(
+            "data_dir",
+            f"cannot read or prepare {config.dataset_name} in {config.data_dir!r} "
+            f"({one_line(e)}); prepare it again in a writable folder, or drop --data_dir",
+        ) from None
     if config.model == "vit":
         from zoo.vit import patch_grid
 

@@ -24,19 +24,66 @@ OUTPUT_FILES = (
 
 
 def archive_previous_run(workdir: str) -> str | None:
-    """Move an earlier run's outputs to workdir/archive/<n>/ so nothing is overwritten."""
-    present = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(workdir, f))]
+    """Move an earlier run's outputs to workdir/archive/<n>/ so nothing is overwritten.
+    ConfigError, with nothing moved, when one of those names holds something that is not
+    an output of ours (a user's own config.json): we archive only what we wrote."""
+    present = [f for f in OUTPUT_FILES if os.path.lexists(os.path.join(workdir, f))]
     if not present:
         return None
+    for name in present:
+        if not is_ours(os.path.join(workdir, name)):
+            from scaling_training.errors import ConfigError
+
+            raise ConfigError(
+                "workdir",
+                f"{os.path.join(workdir, name)!r} is not an output of train.py, so it is not "
+                "archived; move it away, or pick another --workdir",
+            )
     archive_root = os.path.join(workdir, "archive")
     n = 1
     while os.path.exists(os.path.join(archive_root, str(n))):
         n += 1
     target = os.path.join(archive_root, str(n))
-    os.makedirs(target)
-    for name in present:
-        shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+    from scaling_training.interrupts import deferred
+
+    with deferred():  # Ctrl-C never leaves an earlier run half archived
+        os.makedirs(target)
+        for name in present:
+            shutil.move(os.path.join(workdir, name), os.path.join(target, name))
     return target
+
+
+def _head(path: str, limit: int) -> bytes:
+    with os.fdopen(safe_files.open_nofollow(path, os.O_RDONLY), "rb") as f:
+        return f.read(limit)
+
+
+def is_ours(path: str) -> bool:
+    """Whether `path` (one of OUTPUT_FILES) looks like what a run writes there: the JSON of
+    config.json, summary.json and sweep.json, metrics records, PNG plots, folders."""
+    name = os.path.basename(path)
+    if name in ("checkpoints", "tensorboard"):
+        return os.path.isdir(path) and not os.path.islink(path)
+    if not os.path.isfile(path) or os.path.islink(path):
+        return False
+    try:
+        if name.endswith(".png"):
+            return _head(path, 8) == b"\x89PNG\r\n\x1a\n"
+        if name == "metrics.jsonl":
+            first = _head(path, 1 << 16).split(b"\n", 1)[0]
+            from scaling_training.progress import is_record
+
+            return not first.strip() or is_record(json.loads(first))
+        record = json.loads(_head(path, 1 << 26))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    if name == "config.json":
+        return isinstance(record.get("model"), str) and isinstance(record.get("rule"), str)
+    if name == "summary.json":
+        return "steps_done" in record
+    return True  # sweep.json
 
 
 EXIT_WRITE_FAILED = 4  # an output could not be written (disk full, I/O error, ...)

@@ -21,6 +21,8 @@ import tempfile
 from collections.abc import Iterator
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_UMASK = os.umask(0o022)  # read once, at import (umask can only be read by setting it)
+os.umask(_UMASK)
 
 
 def special_entry(folder: str) -> tuple[str, str] | None:
@@ -92,6 +94,7 @@ def write_atomically(path: str, data: bytes, sync: bool = False) -> None:
     with temporary_beside(path) as tmp:
         fd = open_nofollow(tmp, os.O_WRONLY | os.O_TRUNC)
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 -> what open() would have made
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
