@@ -233,9 +233,9 @@ def run(probe: str, f) -> None:
     outputs = f.outputs or dataset.num_classes
     blame = "seeds" if seeds > 1 or probe not in sweeps else "lrs"
     shape = dataset.input_shape
-    check_fits(f.model, widths, depths, members, f.batch_size, shape, outputs, blame)
     steps = f.steps or (3 if probe == "coord" else 200)
     check_cost(f.model, widths, depths, members, f.batch_size, steps, shape, outputs, blame)
+    check_fits(f.model, widths, depths, members, f.batch_size, shape, outputs, blame)
     if user_model:
         from scaling.user_models import UserModel
 

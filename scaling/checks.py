@@ -175,6 +175,10 @@ def load_dataset(name: str):
         return data.load(name)
     except (ValueError, OSError) as e:  # TfdsMissing says how to prepare it
         raise FlagError("dataset", str(e).splitlines()[0]) from None
+    except Exception as e:  # garbage files where the prepared ones should be
+        from scaling_training.messages import one_line
+
+        raise FlagError("dataset", f"cannot read {name} ({one_line(e)})") from None
 
 
 def archive_previous(out: str, names: tuple[str, ...]) -> str | None:
