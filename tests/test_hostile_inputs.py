@@ -8,6 +8,7 @@ The command lines run in one process per CLI (tests/scripts/run_cli_cases.py), b
 once; the checkpoint cases copy one unfinished run trained in this process.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -418,6 +419,14 @@ REPRESENTATIVES = {
 }
 
 
+@functools.cache
+def _load(name: str):
+    """An offline dataset (windows of 16 tokens for text), loaded once for these tests."""
+    import scaling_data as data
+
+    return data.load(name, seq_len=16)
+
+
 def _logits_fit(model: str, dataset_name: str) -> bool:
     """Ground truth: the model builds for the dataset's inputs and its logits match the
     labels (a class per example, or a token per position), traced abstractly."""
@@ -433,7 +442,7 @@ def _logits_fit(model: str, dataset_name: str) -> bool:
         shape, classes = (32, 32, 3), data.TFDS_DATASETS[dataset_name][1]
         x, y = np.zeros((2, *shape), np.float32), np.zeros((2,), np.int32)
     else:
-        dataset = data.load(dataset_name, seq_len=16)
+        dataset = _load(dataset_name)
         shape, classes = tuple(dataset.input_shape), dataset.num_classes
         x, y = dataset.x_train[:2], dataset.y_train[:2]
     config = with_model_defaults(
@@ -456,7 +465,7 @@ def test_input_kinds_are_the_datasets_own():
         if name in data.TFDS_DATASETS:  # images, by tfds's own feature (not prepared here)
             assert kind == "image"
             continue
-        dataset = data.load(name, seq_len=16)
+        dataset = _load(name)
         rank = len(dataset.input_shape)
         actual = (
             "text" if isinstance(dataset, data.TextDataset) else {1: "vector", 3: "image"}[rank]
