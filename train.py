@@ -144,9 +144,9 @@ def main(argv: list[str]) -> None:
 
     try:
         config = with_model_defaults(config)  # so that messages below show real values
-        validate_processes(config)  # before joining, so a bad flag is named as such
-        initialize(config)
         with delivered():  # Ctrl-C / SIGTERM: Interrupted, never half a checkpoint
+            validate_processes(config)  # before joining, so a bad flag is named as such
+            initialize(config)
             result = train(config)
     except ConfigError as e:
         fail(str(e), 2)

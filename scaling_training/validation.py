@@ -22,6 +22,7 @@ from scaling_training.config import (
     with_model_defaults,
 )
 from scaling_training.errors import ConfigError
+from scaling_training.interrupts import Interrupted
 from scaling_training.messages import user_error
 from scaling_training.models import PADDINGS
 from scaling_training.pairs import pair_problem
@@ -48,7 +49,7 @@ def validate(config: TrainConfig) -> TrainConfig:
                 "rules_module", f"cannot import {config.rules_module!r}: {user_error(e)}"
             ) from None
         except BaseException as e:  # KeyboardInterrupt or a BaseException of their own
-            if type(e).__name__ == "Interrupted":  # our Ctrl-C handler's: not the module's
+            if isinstance(e, Interrupted):  # our Ctrl-C handler's: not the module's
                 raise
             raise ConfigError(
                 "rules_module", f"cannot import {config.rules_module!r}: {user_error(e)}"
