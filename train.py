@@ -7,6 +7,8 @@ Exit status (every failure is one line on stderr):
   3  the loss diverged (metrics up to then are in the workdir)
   4  an output could not be written (disk full, I/O error); what was written before, and
      every checkpoint saved, is intact: free space and rerun to resume
+  130, 143  interrupted by Ctrl-C (SIGINT) or SIGTERM: the workdir is consistent, and a rerun
+     resumes from the newest checkpoint
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ for field in dataclasses.fields(TrainConfig):
 
 
 def fail(message: str, status: int) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    from scaling_training.messages import escaped  # a value's newline stays on one line
+
+    print(f"error: {escaped(message)}", file=sys.stderr)
     sys.exit(status)
 
 
@@ -136,6 +140,7 @@ def main(argv: list[str]) -> None:
     from scaling_training import transfer
     from scaling_training.config import with_model_defaults
     from scaling_training.distributed import initialize
+    from scaling_training.interrupts import Interrupted, delivered, rerun_advice
     from scaling_training.loop import EXIT_DIVERGED, train
     from scaling_training.outputs import EXIT_WRITE_FAILED
     from scaling_training.validation import validate_processes
@@ -144,13 +149,22 @@ def main(argv: list[str]) -> None:
         given = {f.name for f in dataclasses.fields(TrainConfig) if flags.FLAGS[f.name].present}
         config = transfer.resolve(config, given)  # --transfer_from: the proxy's settings
         config = with_model_defaults(config)  # so that messages below show real values
-        validate_processes(config)  # before joining, so a bad flag is named as such
-        initialize(config)
-        result = train(config)
+        with delivered():  # Ctrl-C / SIGTERM: Interrupted, never half a checkpoint
+            validate_processes(config)  # before joining, so a bad flag is named as such
+            initialize(config)
+            result = train(config)
     except ConfigError as e:
         fail(str(e), 2)
     except OSError as e:  # outputs.WriteError, or the disk failing anywhere else
-        fail(f"{e}; free space or fix the disk, then rerun to resume", EXIT_WRITE_FAILED)
+        fail(f"{e}; free space or fix the disk, then {rerun_advice(config)}", EXIT_WRITE_FAILED)
+    except Interrupted as e:
+        fail(f"interrupted by {e.name}; {rerun_advice(config)}", e.status)
+    except RuntimeError as e:  # JAX_PLATFORMS naming a backend that is not there
+        if "initialize backend" not in str(e):
+            raise
+        from scaling_training.messages import backend_error
+
+        fail(backend_error(e), 2)
     if result.diverged:
         fail(
             f"diverged: non-finite loss at step {result.steps_done}; try a smaller --lr "

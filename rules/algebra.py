@@ -19,6 +19,11 @@ def transform_name(transform: Transform) -> str:
     return getattr(transform, "__name__", repr(transform))
 
 
+def _defined_at(transform: Transform) -> str:
+    code = getattr(transform, "__code__", None)
+    return f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
+
+
 def named(name: str) -> Callable[[Transform], Transform]:
     """Decorator giving a closure a readable name (e.g. `depth_lr(-1.5)`)."""
 
@@ -45,6 +50,11 @@ class Rule:
         scales = Scales() if scales is None else scales
         for transform in self.transforms:
             scales = transform(meta, scales)
+            if not isinstance(scales, Scales):  # a user's transform: say which one
+                raise TypeError(
+                    f"transform {transform_name(transform)}{_defined_at(transform)} returned "
+                    f"{type(scales).__name__}, not Scales"
+                )
         return scales
 
     @property

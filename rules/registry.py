@@ -9,6 +9,11 @@ _RULES: dict[str, Rule] = {}
 
 def register(rule: Rule, name: str | None = None, *, overwrite: bool = False) -> Rule:
     """Make `rule` available as `name` (default: `rule.name`); returns the rule."""
+    if not isinstance(rule, Rule):
+        raise TypeError(
+            f"register takes a Rule (e.g. rules.compose(...)), got {type(rule).__name__} "
+            f"{getattr(rule, '__name__', '')}".rstrip()
+        )
     name = name or rule.name
     if not name.isidentifier():
         raise ValueError(f"rule name must be a Python identifier, got {name!r}")

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from rules.algebra import Rule
 from rules.meta import LayerMeta
 
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 class RuleError(ValueError):
     """A rule cannot serve a model (train.py reports it as a bad --rule)."""
@@ -46,13 +48,13 @@ def check_scales(rule: Rule, metas: Iterable[LayerMeta]) -> None:
             ) from None
         for field in dataclasses.fields(scales):
             value = getattr(scales, field.name)
-            try:
-                good = math.isfinite(value) and value >= 0
+            try:  # within float32's range too: a larger value is inf once on the device
+                good = math.isfinite(value) and 0 <= value <= FLOAT32_MAX
             except TypeError:
                 good = False
             if not good:
                 raise RuleError(
                     f"rule {rule.name!r} gives the {meta.role} layer "
                     f"(fan_in {meta.fan_in}, fan_out {meta.fan_out}) {field.name}={value!r}; "
-                    "scales must be finite and >= 0"
+                    f"scales must be finite, >= 0 and at most {FLOAT32_MAX:.4g} (float32)"
                 )

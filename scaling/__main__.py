@@ -19,6 +19,7 @@ import zoo
 from scaling.checks import (
     EXIT_WRITE_FAILED,
     FlagError,
+    check_cost,
     check_fits,
     check_layers,
     check_numbers,
@@ -92,11 +93,18 @@ PROTOCOLS = {
 
 
 def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    from scaling_training.messages import escaped  # a value's newline stays on one line
+
+    print(f"error: {escaped(message)}", file=sys.stderr)
     sys.exit(2)
 
 
 def parse(argv: list[str]) -> list[str]:
+    """absl parsing with one-line flag errors; --help prints the flags and exits 0 (absl's
+    own --help exits 1)."""
+    if any(arg in ("--help", "-h", "--helpshort", "-?") for arg in argv[1:]):
+        print(__doc__.strip() + "\n" + flags.FLAGS.main_module_help())
+        sys.exit(0)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
@@ -121,8 +129,16 @@ def main(argv: list[str]) -> None:
         run(argv[1], flags.FLAGS)
     except FlagError as e:
         fail(str(e))
+    except RuntimeError as e:  # JAX_PLATFORMS naming a backend that is not there
+        if "initialize backend" not in str(e):
+            raise
+        from scaling_training.messages import backend_error
+
+        fail(backend_error(e))
     except OSError as e:  # results could not be written; the message says where they are
-        print(f"error: {e}", file=sys.stderr)
+        from scaling_training.messages import escaped
+
+        print(f"error: {escaped(str(e))}", file=sys.stderr)
         sys.exit(EXIT_WRITE_FAILED)
 
 
@@ -164,8 +180,10 @@ def run(probe: str, f) -> None:
     if f.rules_module:
         try:
             rules.import_rules(f.rules_module)
-        except Exception as e:  # the user's file
-            fail(f"--rules_module: cannot import {f.rules_module!r}: {e}")
+        except BaseException as e:  # the user's file (any exception, KeyboardInterrupt too)
+            from scaling_training.messages import user_error
+
+            fail(f"--rules_module: cannot import {f.rules_module!r}: {user_error(e)}")
     from scaling.user_models import is_user_model, load_factory
 
     user_model = is_user_model(f.model)
@@ -200,15 +218,24 @@ def run(probe: str, f) -> None:
     widths, depths = _sizes("widths"), _sizes("depths")
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
-    check_out(f.out)
+    check_out(f.out, probe)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
+    if not user_model:
+        from scaling_training.pairs import pair_problem
+
+        if pair_problem(f.model, dataset_name):
+            fail(f"--dataset: {pair_problem(f.model, dataset_name)}")
     # LR sweeps train every (seed, LR) at once; the other probes hold one model at a time
     sweeps = ("transfer", "maxlr", "transfer_error")
     grid = len(lrs) or (10 if probe == "maxlr" else 19)
     members = seeds * grid if probe in sweeps else 1
     outputs = f.outputs or dataset.num_classes
-    check_fits(f.model, widths, depths, members, f.batch_size, dataset.input_shape, outputs)
+    blame = "seeds" if seeds > 1 or probe not in sweeps else "lrs"
+    shape = dataset.input_shape
+    steps = f.steps or (3 if probe == "coord" else 200)
+    check_cost(f.model, widths, depths, members, f.batch_size, steps, shape, outputs, blame)
+    check_fits(f.model, widths, depths, members, f.batch_size, shape, outputs, blame)
     if user_model:
         from scaling.user_models import UserModel
 

@@ -15,6 +15,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
+from scaling_training import safe_files
+
 EXIT_WRITE_FAILED = 4  # as train.py: an output could not be written
 MAX_STEPS = 10**6  # a probe trains small grids; more steps are a typo
 
@@ -49,8 +51,9 @@ def check_layers(pattern: str) -> None:
         raise FlagError("layers", f"{pattern!r} is not a regular expression ({e})") from None
 
 
-def check_out(out: str) -> None:
-    """OUT is a folder we can write into (created later, when results exist)."""
+def check_out(out: str, probe: str = "") -> None:
+    """OUT is a folder we can write into (created later, when results exist), holding no
+    links, special files, or a PROBE.json that is not ours."""
     if not out.strip():
         raise FlagError("out", "is empty; give an output folder")
     if os.path.exists(out) and not os.path.isdir(out):
@@ -58,18 +61,52 @@ def check_out(out: str) -> None:
     archive = os.path.join(out, "archive")
     if os.path.exists(archive) and not os.path.isdir(archive):
         raise FlagError("out", f"{archive!r} is a file, but earlier results are archived there")
+    refused = safe_files.refusal(out, "out")
+    if refused:
+        raise FlagError("out", refused)
+    earlier = os.path.join(out, f"{probe}.json")
+    if probe and os.path.isfile(earlier) and not _is_probe_record(earlier, probe):
+        raise FlagError(
+            "out", f"{earlier!r} is not a result of the {probe} probe, so it is not archived; "
+            "move it away or pick another folder",
+        )  # fmt: skip
     existing = os.path.abspath(out)
     while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise FlagError("out", f"cannot write to {existing!r}; pick another folder")
+    try:  # a real write (os.access says yes to root, and on read-only mounts of some kinds)
+        fd, probe_file = tempfile.mkstemp(prefix=".scaling-write-check-", dir=existing)
+        os.close(fd)
+        os.remove(probe_file)
+    except OSError as e:
+        raise FlagError(
+            "out", f"cannot write to {existing!r} ({e.strerror or e}); pick another folder"
+        ) from None
+
+
+def _is_probe_record(path: str, probe: str) -> bool:
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.read(1 << 26))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("probe") == probe
 
 
 def check_fits(
-    model: str, widths, depths, members: int, batch_size: int, input_shape, num_classes: int
+    model: str,
+    widths,
+    depths,
+    members: int,
+    batch_size: int,
+    input_shape,
+    num_classes: int,
+    blame: str = "seeds",
 ) -> None:
     """FlagError naming --widths or --depths when the largest model cannot fit in memory
-    (a lower bound, as for train.py: scaling_training/sizes.py)."""
+    (a lower bound, as for train.py: scaling_training/sizes.py), or `blame` (--seeds or
+    --lrs) when even the smallest sizes cannot hold that many members at once."""
     from scaling_training import sizes
 
     def need(width: int, depth: int) -> int:
@@ -82,11 +119,47 @@ def check_fits(
     total = need(max(widths), max(depths))
     if total <= have:
         return
+    smallest = need(min(widths), min(depths))
+    if members > 1 and smallest > have:
+        raise FlagError(
+            blame,
+            f"{members} models trained at once need at least {smallest / 2**30:,.1f} GiB even "
+            f"at the smallest size, more than the {have / 2**30:,.1f} GiB of {where}; use "
+            "fewer seeds or learning rates",
+        )
     flag = "widths" if need(min(widths), max(depths)) < need(max(widths), min(depths)) else "depths"
     raise FlagError(
         flag,
         f"the largest model needs at least {total / 2**30:,.1f} GiB, more than the "
         f"{have / 2**30:,.1f} GiB of {where}; use smaller sizes",
+    )
+
+
+WORK_LIMIT = 1e19  # floating-point operations: ~3 h at 1 PFLOP/s, months on a CPU
+
+
+def check_cost(
+    model: str, widths, depths, members, batch_size, steps, input_shape, num_classes, blame
+) -> None:
+    """FlagError when the probe's training cannot finish: about 6 x params x batch x steps
+    operations per model and size, over every size and member (seed x LR)."""
+    from scaling_training import sizes
+
+    work = 0.0
+    for width in widths:
+        for depth in depths:
+            params, _ = sizes.estimate(
+                model, width, depth, batch_size, 3, tuple(input_shape), num_classes
+            )
+            work += 6.0 * params * batch_size * max(steps, 1) * members
+    if work <= WORK_LIMIT:
+        return
+    days = work / 1e15 / 86400
+    flag = blame if members > 1 else "widths"
+    raise FlagError(
+        flag,
+        f"the probe would take about {work:.2g} floating-point operations ({days:,.1f} days "
+        f"at 1 PFLOP/s; limit {WORK_LIMIT:.0e}); use fewer seeds, learning rates or sizes",
     )
 
 
@@ -102,6 +175,10 @@ def load_dataset(name: str):
         return data.load(name)
     except (ValueError, OSError) as e:  # TfdsMissing says how to prepare it
         raise FlagError("dataset", str(e).splitlines()[0]) from None
+    except Exception as e:  # garbage files where the prepared ones should be
+        from scaling_training.messages import one_line
+
+        raise FlagError("dataset", f"cannot read {name} ({one_line(e)})") from None
 
 
 def archive_previous(out: str, names: tuple[str, ...]) -> str | None:
@@ -138,7 +215,9 @@ def write_results(
             f"cannot write {json_path} ({e.strerror or e}); the measurement is saved in {kept}"
         ) from None
     try:
-        plot(png_path)
+        with safe_files.temporary_beside(png_path, suffix=".png") as tmp:
+            plot(tmp)
+            os.replace(tmp, png_path)
     except OSError as e:
         raise OSError(
             f"cannot write {png_path} ({e.strerror or e}); the measurement is in {json_path}"
@@ -147,15 +226,7 @@ def write_results(
 
 
 def _write_atomically(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    safe_files.write_atomically(path, text.encode())
 
 
 def _fallback(probe: str, text: str) -> str:

@@ -38,15 +38,15 @@ def _plain_ticks(ax, xs) -> None:
 def _save(fig, path: str) -> None:
     """Write via a temporary file and a rename: a failed write never leaves half a PNG, and
     an earlier plot at `path` stays until the new one is complete."""
+    from scaling_training.safe_files import temporary_beside
+
     fig.tight_layout()
-    tmp = path + ".tmp.png"
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with temporary_beside(path, suffix=".png") as tmp:  # unique: never through a link
+            fig.savefig(tmp, dpi=110)
+            os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def lines(

@@ -37,8 +37,10 @@ def load_factory(name: str) -> Callable:
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(where)
-    except (Exception, SystemExit) as e:  # the user's code: any failure is theirs to fix
-        raise ValueError(f"cannot import {where!r}: {e}") from None
+    except BaseException as e:  # the user's code: any failure is theirs to fix
+        from scaling_training.messages import user_error
+
+        raise ValueError(f"cannot import {where!r}: {user_error(e)}") from None
     factory = getattr(module, function, None)
     if not callable(factory):
         raise ValueError(f"{where!r} has no function {function!r}")
@@ -59,9 +61,20 @@ class UserModel:
     def build(self, width: int, depth: int, seed: int):
         from flax import nnx
 
-        model = self.factory(
-            width=width, depth=depth, seed=seed, rule=rules.get(self.rule), optimizer=self.optimizer
-        )
+        try:
+            model = self.factory(
+                width=width,
+                depth=depth,
+                seed=seed,
+                rule=rules.get(self.rule),
+                optimizer=self.optimizer,
+            )
+        except Exception as e:  # the user's code: name their file and line
+            from scaling_training.messages import user_error
+
+            raise ValueError(
+                f"{self.model} failed for width {width}, depth {depth}: {user_error(e)}"
+            ) from None
         if not isinstance(model, nnx.Module):
             raise ValueError(
                 f"{self.model} returned {type(model).__name__}, not an nnx.Module; build the "

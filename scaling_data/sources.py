@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -54,11 +55,21 @@ def mnist1d() -> Dataset:
         raw = _generate_mnist1d()
         return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
     path = os.path.join(_cache_dir(), f"mnist1d-{version}-standard.npz")
-    raw = _read_verified(path)
+    special = _is_special(path)  # a FIFO or device there: never opened (it could block)
+    raw = None if special else _read_verified(path)
     if raw is None:  # missing, truncated, or other arrays: generate afresh
         raw = _generate_mnist1d()
-        _save_atomically(path, raw | {"sha256": np.asarray(_checksum(raw))})
+        if not special:
+            _save_atomically(path, raw | {"sha256": np.asarray(_checksum(raw))})
     return make_dataset("mnist1d", raw["x"], raw["y"], raw["x_test"], raw["y_test"], 10)
+
+
+def _is_special(path: str) -> bool:
+    """Whether `path` exists as something other than a regular file (links followed)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # absent, or a dangling link: written afresh
+        return False
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

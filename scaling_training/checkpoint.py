@@ -5,19 +5,32 @@ A checkpoint holds the training state (params, rest, optimizer state) and a JSON
 random key lives in the state, so resuming at step s continues exactly as if never stopped.
 Orbax writes each checkpoint to a temporary folder and renames it, so a kill mid-save leaves
 the previous checkpoints intact.
+
+Integrity: once orbax has finished a checkpoint, `<step>/integrity.json` is written last
+(atomically) with the sha256 of every other file of it. A checkpoint is read only after its
+files match that manifest exactly (same names, same digests), so a flipped bit, a truncated or
+added file, or a hand-edited meta is refused (status 2, naming the step) and never resumed.
+A checkpoint without a manifest (saved before manifests existed, or killed between orbax's
+rename and the manifest) is refused the same way: move it away to resume from an earlier one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 from typing import Any
 
 import jax
 import numpy as np
 
+from scaling_training import safe_files
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
+
+MANIFEST = "integrity.json"
 
 # Settings that change where or how often things are written, or the device layout,
 # but not the trajectory: a resumed run may change them.
@@ -83,20 +96,39 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def verify(self, step: int) -> None:
+        """ConfigError naming `step` unless its files match its manifest exactly."""
+        problem = manifest_problem(self.step_dir(step))
+        if problem:
+            raise ConfigError(
+                "workdir",
+                f"checkpoint of step {step} ({self.step_dir(step)}) {problem}; it is not "
+                "used: move that folder away to resume from an earlier checkpoint, or use "
+                "another --workdir",
+            )
+
     def read_meta(self, step: int) -> dict:
-        """The JSON meta of checkpoint `step`; ConfigError if it cannot be read."""
+        """The JSON meta of checkpoint `step`, after `verify`; ConfigError if it cannot be
+        read or is not what we write."""
+        self.verify(step)
         try:
             restored = self._manager.restore(
                 step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore())
             )
-            meta = dict(restored["meta"])
-            int(meta["step"]), dict(meta["config"])  # noqa: B018 (shape check)
+            meta = restored["meta"]
         except Exception as e:  # orbax raises many types for a damaged folder
             raise self._unreadable(step, e) from None
-        return meta
+        problem = meta_problem(meta, step)
+        if problem:
+            raise self._unreadable(step, ValueError(problem))
+        return dict(meta)
 
     def restore_state(self, step: int, like: Any, shardings: Any) -> Any:
         """The state of checkpoint `step`, laid out with `shardings`; ConfigError if damaged."""
+        self.verify(step)
         try:
             restored = self._manager.restore(
                 step,
@@ -115,20 +147,25 @@ class Checkpoints:
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Save checkpoint `step`; outputs.WriteError when it cannot be written (orbax writes
         to a temporary folder first, so the earlier checkpoints stay intact)."""
+        from scaling_training.interrupts import deferred
         from scaling_training.outputs import WriteError
 
-        try:
-            self._manager.save(
-                step,
-                args=self._ocp.args.Composite(
-                    state=self._ocp.args.StandardSave(_savable(state)),
-                    meta=self._ocp.args.JsonSave(meta | {"step": step}),
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
-        except Exception as e:  # orbax wraps OSError in several types
-            raise WriteError(os.path.join(self.directory, str(step)), e) from None
+        # orbax's threads log a failed write (a full disk) with tracebacks before the error
+        # reaches us; the WriteError below is the one line the user sees
+        with deferred(), _quiet_absl():  # a signal waits for the checkpoint and its manifest
+            try:
+                self._manager.save(
+                    step,
+                    args=self._ocp.args.Composite(
+                        state=self._ocp.args.StandardSave(_savable(state)),
+                        meta=self._ocp.args.JsonSave(meta | {"step": step}),
+                    ),
+                    force=True,
+                )
+                self._manager.wait_until_finished()
+                write_manifest(self.step_dir(step))
+            except Exception as e:  # orbax wraps OSError in several types
+                raise WriteError(self.step_dir(step), e) from None
 
     def close(self) -> None:
         self._manager.close()
@@ -137,9 +174,98 @@ class Checkpoints:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         return ConfigError(
             "workdir",
-            f"checkpoint {os.path.join(self.directory, str(step))} is unreadable ({reason}); "
+            f"checkpoint of step {step} ({self.step_dir(step)}) is unreadable ({reason}); "
             "move it away to resume from an earlier one, or use another --workdir",
         )
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """absl's logger (orbax logs through it) shows nothing below CRITICAL inside."""
+    import logging
+
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _digests(folder: str) -> dict[str, str]:
+    """sha256 of every file under `folder` but the manifest, by path relative to it."""
+    found = {}
+    for here, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(here, name)
+            rel = os.path.relpath(path, folder)
+            if rel == MANIFEST:
+                continue
+            digest = hashlib.sha256()
+            fd = safe_files.open_nofollow(path, os.O_RDONLY)
+            with os.fdopen(fd, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            found[rel] = digest.hexdigest()
+    return found
+
+
+def write_manifest(step_dir: str) -> None:
+    """Write `step_dir`/integrity.json, the digests of its files, last and atomically."""
+    record = {"format": 1, "sha256": _digests(step_dir)}
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    safe_files.write_atomically(os.path.join(step_dir, MANIFEST), text.encode(), sync=True)
+
+
+def manifest_problem(step_dir: str) -> str | None:
+    """What is wrong with checkpoint `step_dir` against its manifest; None when every file
+    is there with its digest and nothing else is."""
+    special = safe_files.special_entry(step_dir)
+    if special:
+        return f"holds {special[1]} ({special[0]})"
+    try:
+        fd = safe_files.open_nofollow(os.path.join(step_dir, MANIFEST), os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            record = json.loads(f.read(1 << 24))
+        expected = record["sha256"]
+        if record.get("format") != 1 or not isinstance(expected, dict):
+            raise ValueError("not a manifest")
+    except FileNotFoundError:
+        return (
+            f"has no {MANIFEST} (saved by a version before checkpoints were verified, or "
+            "its save was cut short)"
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+        return f"has a damaged {MANIFEST}"
+    try:
+        found = _digests(step_dir)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            return f"lacks its file {name}"
+        if name not in expected:
+            return f"holds a file its manifest does not list ({name})"
+        if found[name] != expected[name]:
+            return f"failed its integrity check: {name} is not what was saved"
+    return None
+
+
+def meta_problem(meta: Any, step: int) -> str | None:
+    """What makes a checkpoint's meta not ours (it is untrusted input), or None."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        return "its meta is not a record with a config"
+    if type(meta.get("step")) is not int or meta["step"] != step:
+        return f"its meta names step {meta.get('step')!r}, not {step}"
+    config = meta["config"]
+    for key, value in config.items():  # a differing value is check_same_config's refusal
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            return f"its meta's config has {key}={value!r}"
+    if type(config.get("steps")) is not int or config["steps"] < 1:
+        return f"its meta's config has steps={config.get('steps')!r}"
+    return None
 
 
 # Each setting's default: what the trainer did before that setting existed.
@@ -167,3 +293,23 @@ def check_same_config(saved: dict, current: dict, directory: str) -> None:
                 f"is {current.get(key)!r} but the unfinished run in {directory} used "
                 f"{saved.get(key)!r}; rerun with its flags to resume, or use another --workdir",
             )
+    check_same_source(saved, current, directory)
+
+
+def check_same_source(saved: dict, current: dict, directory: str) -> None:
+    """--data_dir may move (the same prepared files elsewhere), but an offline set read from
+    tensorflow-datasets files differs in its last bits from the one generated in memory, so
+    adding or dropping --data_dir on resume would continue a run on other data."""
+    import scaling_data as data
+
+    if current.get("dataset") not in data.SOURCES:
+        return
+    before, now = bool(saved.get("data_dir")), bool(current.get("data_dir"))
+    if before != now:
+        read = "from tensorflow-datasets files (--data_dir)" if before else "generated in memory"
+        raise ConfigError(
+            "data_dir",
+            f"is {current.get('data_dir')!r} but the unfinished run in {directory} read "
+            f"{current['dataset']} {read}; the two differ in their last bits, so resume with "
+            f"{'a --data_dir' if before else 'no --data_dir'}, or use another --workdir",
+        )

@@ -17,6 +17,17 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
         dataset = data.load(config.dataset_name, config.data_dir, seq_len=config.seq_len)
     except data.TfdsMissing as e:
         raise ConfigError("dataset" if not config.data_dir else "data_dir", str(e)) from None
+    except Exception as e:  # garbage or unreadable files, a folder that cannot be prepared
+        if not config.data_dir and config.dataset_name not in data.TFDS_DATASETS:
+            raise  # generated in memory: a failure there is ours
+        from scaling_training.messages import one_line
+
+        where = repr(config.data_dir) if config.data_dir else "the default tfds data_dir"
+        raise ConfigError(
+            "data_dir" if config.data_dir else "dataset",
+            f"cannot read or prepare {config.dataset_name} in {where} ({one_line(e)}); "
+            "prepare it again in a writable folder",
+        ) from None
     if config.model == "vit":
         from zoo.vit import patch_grid
 

@@ -87,6 +87,15 @@ class ModelChoice:
 
         rule = rules.get(self.rule)
         config = self.config(input_shape, num_classes)
-        model = zoo.build(self.model, config, rule, nnx.Rngs(seed))
+        try:
+            model = zoo.build(self.model, config, rule, nnx.Rngs(seed))
+        except Exception as e:
+            if all(getattr(t, "__module__", "").startswith("rules.") for t in rule.transforms):
+                raise  # a built-in rule: our bug, not the user's
+            from scaling_training.messages import user_error
+
+            raise rules.RuleError(
+                f"rule {rule.name!r} failed while the model was built: {user_error(e)}"
+            ) from None
         rules.check(rule, rules.param_metas(model))
         return model

@@ -8,6 +8,8 @@ import math
 import os
 import shutil
 
+from scaling_training import safe_files
+
 OUTPUT_FILES = (
     "config.json",
     "metrics.jsonl",
@@ -22,19 +24,66 @@ OUTPUT_FILES = (
 
 
 def archive_previous_run(workdir: str) -> str | None:
-    """Move an earlier run's outputs to workdir/archive/<n>/ so nothing is overwritten."""
-    present = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(workdir, f))]
+    """Move an earlier run's outputs to workdir/archive/<n>/ so nothing is overwritten.
+    ConfigError, with nothing moved, when one of those names holds something that is not
+    an output of ours (a user's own config.json): we archive only what we wrote."""
+    present = [f for f in OUTPUT_FILES if os.path.lexists(os.path.join(workdir, f))]
     if not present:
         return None
+    for name in present:
+        if not is_ours(os.path.join(workdir, name)):
+            from scaling_training.errors import ConfigError
+
+            raise ConfigError(
+                "workdir",
+                f"{os.path.join(workdir, name)!r} is not an output of train.py, so it is not "
+                "archived; move it away, or pick another --workdir",
+            )
     archive_root = os.path.join(workdir, "archive")
     n = 1
     while os.path.exists(os.path.join(archive_root, str(n))):
         n += 1
     target = os.path.join(archive_root, str(n))
-    os.makedirs(target)
-    for name in present:
-        shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+    from scaling_training.interrupts import deferred
+
+    with deferred():  # Ctrl-C never leaves an earlier run half archived
+        os.makedirs(target)
+        for name in present:
+            shutil.move(os.path.join(workdir, name), os.path.join(target, name))
     return target
+
+
+def _head(path: str, limit: int) -> bytes:
+    with os.fdopen(safe_files.open_nofollow(path, os.O_RDONLY), "rb") as f:
+        return f.read(limit)
+
+
+def is_ours(path: str) -> bool:
+    """Whether `path` (one of OUTPUT_FILES) looks like what a run writes there: the JSON of
+    config.json, summary.json and sweep.json, metrics records, PNG plots, folders."""
+    name = os.path.basename(path)
+    if name in ("checkpoints", "tensorboard"):
+        return os.path.isdir(path) and not os.path.islink(path)
+    if not os.path.isfile(path) or os.path.islink(path):
+        return False
+    try:
+        if name.endswith(".png"):
+            return _head(path, 8) == b"\x89PNG\r\n\x1a\n"
+        if name == "metrics.jsonl":
+            first = _head(path, 1 << 16).split(b"\n", 1)[0]
+            from scaling_training.progress import is_record
+
+            return not first.strip() or is_record(json.loads(first))
+        record = json.loads(_head(path, 1 << 26))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    if name == "config.json":
+        return isinstance(record.get("model"), str) and isinstance(record.get("rule"), str)
+    if name == "summary.json":
+        return "steps_done" in record
+    return True  # sweep.json
 
 
 EXIT_WRITE_FAILED = 4  # an output could not be written (disk full, I/O error, ...)
@@ -50,16 +99,12 @@ class WriteError(OSError):
 
 
 def write_json(path: str, obj) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    tmp = path + ".tmp"
+    """Write JSON atomically (a uniquely named temporary + rename, never through a link), so
+    a crash never leaves half a file."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
     try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        safe_files.write_atomically(path, text.encode())
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
         raise WriteError(path, e) from None
 
 
@@ -73,24 +118,25 @@ def drop_torn_tail(path: str) -> int:
     """Cut a last line without its newline (a write cut short by a kill or a full disk) off
     `path`; the number of bytes dropped."""
     try:
-        with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            keep = size
-            while keep > 0:
-                start = max(0, keep - 4096)
-                f.seek(start)
-                block = f.read(keep - start)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    keep = start + newline + 1
-                    break
-                keep = start
-            if keep == size:
-                return 0
-            f.truncate(keep)
-            return size - keep
+        fd = safe_files.open_nofollow(path, os.O_RDWR)
     except FileNotFoundError:
         return 0
+    with os.fdopen(fd, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        keep = size
+        while keep > 0:
+            start = max(0, keep - 4096)
+            f.seek(start)
+            block = f.read(keep - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        if keep == size:
+            return 0
+        f.truncate(keep)
+        return size - keep
 
 
 class MetricsLog:
@@ -102,7 +148,7 @@ class MetricsLog:
         self.path = path
         try:
             drop_torn_tail(path)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = safe_files.open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as e:
             raise WriteError(path, e) from None
 

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 
-from scaling_training import outputs
+from scaling_training import outputs, safe_files
 
 
 def bar(step: int, steps: int, width: int = 20) -> str:
@@ -88,24 +88,43 @@ def plot_metrics(metrics_path: str, png_path: str) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path + ".tmp.png", dpi=100)
-    plt.close(fig)
-    os.replace(png_path + ".tmp.png", png_path)
+    with safe_files.temporary_beside(png_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, png_path)
 
 
-def truncate_metrics(path: str, last_step: int) -> None:
-    """Keep the records of steps <= last_step (a resumed run rewrites the rest), atomically."""
-    if not os.path.exists(path):
-        return
-    kept = []
-    with open(path) as f:
+def is_record(record) -> bool:
+    """Whether a parsed metrics.jsonl line is one of ours: an object with an integer step
+    >= 1 and numbers, booleans or nulls for values."""
+    return (
+        isinstance(record, dict)
+        and type(record.get("step")) is int
+        and record["step"] >= 1
+        and all(v is None or type(v) in (int, float, bool) for v in record.values())
+    )
+
+
+def truncate_metrics(path: str, last_step: int) -> int:
+    """Keep the records of steps <= last_step (a resumed run rewrites the rest), atomically.
+    metrics.jsonl is read back as untrusted input: a line that is not one of our records
+    (garbled, hand-edited, a string where a number belongs) is dropped; returns how many."""
+    try:
+        fd = safe_files.open_nofollow(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    kept, dropped = [], 0
+    with os.fdopen(fd, "rb") as f:
         for line in f:
+            if not line.endswith(b"\n"):  # a tail cut short by a kill: not a foreign line
+                continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-            if record["step"] <= last_step:
+            except ValueError:  # a line cut short by a kill, or not text at all
+                record = None
+            if not is_record(record):
+                dropped += bool(line.strip())
+            elif record["step"] <= last_step:
                 kept.append(json.dumps(record, sort_keys=True) + "\n")
-    with open(path + ".tmp", "w") as f:
-        f.writelines(kept)
-    os.replace(path + ".tmp", path)
+    safe_files.write_atomically(path, "".join(kept).encode())
+    return dropped

@@ -101,7 +101,12 @@ def resume_or_start(config: TrainConfig, setup: Setup, lead: bool, echo):
                 state = checkpoints.restore_state(latest, setup.state, setup.shardings)
                 echo(f"resuming from the checkpoint of step {latest} in {workdir}")
                 if lead:
-                    progress.truncate_metrics(_metrics_path(config), latest)
+                    dropped = progress.truncate_metrics(_metrics_path(config), latest)
+                    if dropped:
+                        echo(
+                            f"warning: dropped {dropped} lines of metrics.jsonl that are not "
+                            "metrics records"
+                        )
                 return checkpoints, latest, state
         checkpoints.close()
     state = setup.plan.place(setup.state, setup.shardings)

@@ -22,7 +22,10 @@ from scaling_training.config import (
     with_model_defaults,
 )
 from scaling_training.errors import ConfigError
+from scaling_training.interrupts import Interrupted
+from scaling_training.messages import user_error
 from scaling_training.models import PADDINGS
+from scaling_training.pairs import pair_problem
 from scaling_training.run_axes import validate_axes
 from scaling_training.schedules import SCHEDULES
 from zoo.depths import check_depth
@@ -44,7 +47,13 @@ def validate(config: TrainConfig) -> TrainConfig:
             rules.import_rules(config.rules_module)
         except Exception as e:  # a user's file: any failure is theirs to fix
             raise ConfigError(
-                "rules_module", f"cannot import {config.rules_module!r}: {e}"
+                "rules_module", f"cannot import {config.rules_module!r}: {user_error(e)}"
+            ) from None
+        except BaseException as e:  # KeyboardInterrupt or a BaseException of their own
+            if isinstance(e, Interrupted):  # our Ctrl-C handler's: not the module's
+                raise
+            raise ConfigError(
+                "rules_module", f"cannot import {config.rules_module!r}: {user_error(e)}"
             ) from None
     config = with_model_defaults(config)
     _choose("rule", config.rule, rules.names())
@@ -57,6 +66,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     validate_transformer(config)
     if config.dataset:
         _choose("dataset", config.dataset, data.names())
+    pair = pair_problem(config.model, config.dataset_name)  # every pair: scaling_training/pairs.py
+    if pair:
+        raise ConfigError("dataset", pair)
     for flag in ("width", "depth", "kernel_size", "steps", "batch_size", "eval_every", "log_every"):
         if getattr(config, flag) < 1:
             raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")

@@ -4,7 +4,8 @@ The lock is `workdir/.lock`, held with `fcntl.flock` for the life of the run and
 `pid host` as text. The kernel drops a flock when its process dies (kill -9 included), so a
 lock file nobody holds is stale and is taken over. A run that fails leaves the workdir as it
 found it: the lock file is removed (or a dead run's stale one restored, bytes and times), and
-a workdir the run created is removed when empty.
+a workdir the run created is removed when empty. A workdir holding a symbolic link or a
+special file anywhere is refused before the lock is taken (scaling_training/safe_files.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import socket
 from collections.abc import Iterator
 
+from scaling_training import safe_files
 from scaling_training.config import ConfigError
 
 LOCK_NAME = ".lock"
@@ -22,7 +24,7 @@ LOCK_NAME = ".lock"
 
 def _holder(path: str) -> str:
     try:
-        with open(path) as f:
+        with os.fdopen(safe_files.open_nofollow(path, os.O_RDONLY)) as f:
             pid, _, host = f.read().strip().partition(" ")
     except OSError:
         return "another run"
@@ -50,7 +52,7 @@ def _acquire(path: str) -> tuple[int, bytes, os.stat_result]:
     lock file) and the file's stat before we wrote to it."""
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = safe_files.open_nofollow(path, os.O_RDWR | os.O_CREAT)
         except OSError as e:
             raise ConfigError(
                 "workdir", f"cannot write to {os.path.dirname(path)!r} ({e.strerror or e})"
@@ -94,6 +96,9 @@ def hold(workdir: str, enabled: bool = True) -> Iterator[str | None]:
     if not enabled:  # processes other than the first write nothing
         yield None
         return
+    refused = safe_files.refusal(workdir, "workdir")
+    if refused:
+        raise ConfigError("workdir", refused)
     created = _make_dir(workdir)
     path = os.path.join(workdir, LOCK_NAME)
     try:

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import traceback
 
@@ -24,22 +25,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def tree_hash(path: str) -> str:
-    """Names, kinds and bytes of everything under `path` ("absent" when it does not exist)."""
+    """Names, kinds and bytes of everything under `path` ("absent" when it does not exist).
+    Links are hashed as links (their target's name, never followed), special files by kind:
+    hashing never blocks on a FIFO."""
     if not os.path.lexists(path):
         return "absent"
     digest = hashlib.sha256()
-    if not os.path.isdir(path):
-        with open(path, "rb") as f:
-            return "file:" + hashlib.sha256(f.read()).hexdigest()
+    if not os.path.isdir(path) or os.path.islink(path):
+        return _entry(path)
     for folder, dirs, files in sorted(os.walk(path)):
         dirs.sort()
         digest.update(f"D {os.path.relpath(folder, path)}\n".encode())
-        for name in sorted(files):
+        for name in sorted(dirs + files):
             full = os.path.join(folder, name)
-            digest.update(f"F {os.path.relpath(full, path)}\n".encode())
-            with open(full, "rb") as f:
-                digest.update(hashlib.sha256(f.read()).digest())
+            if name in dirs and not os.path.islink(full):
+                continue  # walked itself
+            digest.update(f"F {os.path.relpath(full, path)} {_entry(full)}\n".encode())
     return digest.hexdigest()
+
+
+def _entry(path: str) -> str:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return "link:" + os.readlink(path)
+    if not stat.S_ISREG(mode):
+        return f"special:{stat.S_IFMT(mode)}"
+    with open(path, "rb") as f:
+        return "file:" + hashlib.sha256(f.read()).hexdigest()
 
 
 @contextlib.contextmanager
