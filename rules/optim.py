@@ -134,6 +134,10 @@ def optimizer_scales(name: str, source: Any) -> Any:
         return param_scales(source)
     if isinstance(source, Parametrization):
         _check_family(name, jax.tree.leaves(source.metas, is_leaf=lambda x: hasattr(x, "role")))
+        if OPTIMIZERS[name] == "muon":
+            from rules.muon import tree_muon_scales
+
+            return tree_muon_scales(source.metas, source.scales, source.shapes)
         return source.scales
     leaves = jax.tree.leaves(source, is_leaf=_is_scales)
     if not all(_is_scales(x) for x in leaves):
@@ -186,10 +190,15 @@ def scaled_optimizer(
         direction = optax.scale_by_lion(b1=b1, b2=0.99 if b2 == 0.999 else b2)
     else:
         direction = scale_by_adam_tree_eps(b1, b2, eps, _field(scales, "adam_eps"))
+    step = _field(scales, "lr")
+    if name == "muon":  # Muon for hidden matrices, Adam for the rest: rules/muon.py
+        from rules.muon import muon_direction, step_multiplier
+
+        direction, step = muon_direction(scales, direction), step_multiplier(scales)
     # No `if weight_decay:` here: under optax.inject_hyperparams it is a traced array.
     return optax.chain(
         direction,
-        scale_by_tree(_field(scales, "lr")),
+        scale_by_tree(step),
         add_decayed_weights_tree(weight_decay, _field(scales, "weight_decay")),
         optax.scale_by_learning_rate(learning_rate),
     )
@@ -203,9 +212,16 @@ def _is_variable(x: Any) -> bool:
 
 
 def param_scales(model: nnx.Module) -> dict:
-    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state."""
+    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state
+    (`MuonScales`, which say how Muon reads each parameter, for the muon family)."""
     state = nnx.state(model, nnx.Param)
-    return nnx.to_pure_dict(jax.tree.map(scales_of, state, is_leaf=_is_variable))
+    scales = nnx.to_pure_dict(jax.tree.map(scales_of, state, is_leaf=_is_variable))
+    metas = (v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state))
+    if any(m is not None and m.optimizer == "muon" for m in metas):
+        from rules.muon import nnx_muon_scales
+
+        return nnx_muon_scales(model, scales)
+    return scales
 
 
 def lr_multipliers(model: nnx.Module) -> dict:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from flax import nnx
 
+from rules.muon_family import update_text
 from rules.nnx_layers import scales_of
 
 COLUMNS = ("path", "role", "shape", "fan_in", "init_std", "multiplier", "lr_multiplier")
 # Shown only when some parameter has a value other than 1 (completep's epsilon, user rules).
 OPTIONAL_COLUMNS = ("wd_multiplier", "eps_multiplier")
+# Shown when Muon updates some parameter: which optimizer updates each one (rules/muon_family.py).
+UPDATE_COLUMN = "update"
 
 
 def branch_rows(model: nnx.Module) -> list[dict]:
@@ -80,6 +83,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
                 "lr_multiplier": scales.lr,
                 "wd_multiplier": scales.weight_decay,
                 "eps_multiplier": scales.adam_eps,
+                UPDATE_COLUMN: update_text(meta),
             }
         )
     return sorted(rows, key=_model_order(rows))
@@ -125,9 +129,11 @@ def describe(model, title: str = "") -> str:
 def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) -> str:
     """Parameter rows (then branch rows) as an aligned table."""
     extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
+    if any(str(r.get(UPDATE_COLUMN, "")).startswith("muon") for r in rows):
+        extra += (UPDATE_COLUMN,)
     columns = COLUMNS + extra
     rows = list(rows) + list(branches)
-    table = [columns] + [tuple(_cell(row[c]) for c in columns) for row in rows]
+    table = [columns] + [tuple(_cell(row.get(c)) for c in columns) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -42,6 +42,14 @@ RULE_FILES = {
         "    return scales.replace(multiplier=float('inf'))\n"
         "rules.register(rules.compose(rules.sp, huge, name='{name}'))\n"
     ),
+    "adam_only": (  # an SGD and an Adam column, Muon taken as Adam: Muon's step scaled twice
+        "import rules\n"
+        "def lr(meta, scales):\n"
+        "    if meta.optimizer != 'sgd' and meta.role == 'hidden':\n"
+        "        return scales.replace(lr=scales.lr / meta.fan_in_multiplier)\n"
+        "    return scales\n"
+        "rules.register(rules.compose(rules.he_init, lr, name='{name}'))\n"
+    ),
 }
 
 # (id, args, text the error line must contain (the flag), status). {work}: the case's
@@ -139,6 +147,12 @@ TRAIN_CASES = [
     (
         "rule_inf_multiplier",
         ["--rules_module={rules:inf_multiplier}", "--rule={rule_name}"],
+        "--rule",
+        2,
+    ),
+    (
+        "rule_not_stated_for_muon",
+        ["--optimizer=muon", "--rules_module={rules:adam_only}", "--rule={rule_name}"],
         "--rule",
         2,
     ),
