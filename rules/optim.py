@@ -188,6 +188,8 @@ def scaled_optimizer(
         direction = optax.trace(decay=momentum)
     elif name == "lion":
         direction = optax.scale_by_lion(b1=b1, b2=0.99 if b2 == 0.999 else b2)
+    elif name == "adafactor":
+        direction = adafactor_direction()
     else:
         direction = scale_by_adam_tree_eps(b1, b2, eps, _field(scales, "adam_eps"))
     step = _field(scales, "lr")
@@ -201,6 +203,20 @@ def scaled_optimizer(
         scale_by_tree(step),
         add_decayed_weights_tree(weight_decay, _field(scales, "weight_decay")),
         optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def adafactor_direction() -> optax.GradientTransformation:
+    """Adafactor (Shazeer & Stern 2018) as an Adam-family direction: factored second moments
+    (decay 1 - t^-0.8) and update clipping at block RMS 1, with relative step sizes and
+    momentum off, so the rule's LR multipliers are the only per-parameter factors. Every
+    matrix is factored (min_dim_size_to_factor=1: optax's 128 would switch a layer from
+    full to factored moments as it widens, in the middle of a width sweep). Its epsilon
+    (1e-30, added to g^2) is far below any gradient at every width: Scales.adam_eps is not
+    used. For a rank-1 gradient the factored moment is exact and the first step is sign(g),
+    Adam's; the clip at RMS 1 does not depend on width (tests/test_rules_muon.py)."""
+    return optax.chain(
+        optax.scale_by_factored_rms(min_dim_size_to_factor=1), optax.clip_by_block_rms(1.0)
     )
 
 

@@ -12,4 +12,5 @@ OPTIMIZERS: dict[str, str] = {
     "adamw": "adam",
     "lion": "adam",
     "muon": "muon",
+    "adafactor": "adam",  # factored second moments: an entry-wise normalised step, as Adam's
 }

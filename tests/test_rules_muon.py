@@ -254,3 +254,24 @@ def test_a_foreign_linen_model_trains_with_muon_through_the_recipe():
             np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-7)
         params = optax.apply_updates(params, updates)
     assert float(loss(params)) < 0.8 * first
+
+
+def test_adafactor_is_an_adam_family_member_whose_first_step_is_adams():
+    """A batch of one gives each weight a rank-1 gradient: Adafactor's factored moment is
+    then exact and its first step is -lr x muP multiplier x sign(g), entry by entry."""
+    assert rules.OPTIMIZERS["adafactor"] == "adam"
+    model = mlp("mup", optimizer="adam")
+    graphdef, params, rest = split_model(model)
+    tx = rules.optimizer("adafactor", 0.01, model)
+    x = jax.random.normal(jax.random.key(1), (1, 12))
+    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x) ** 2))(params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    multipliers = rules.lr_multipliers(model)
+    for name in ("input", "output"):
+        got, g = updates[name]["kernel"], grads[name]["kernel"]
+        np.testing.assert_allclose(got, -0.01 * multipliers[name]["kernel"] * jnp.sign(g),
+                                   rtol=1e-4, atol=1e-9)  # fmt: skip
+    hidden = updates["hidden"][0]["kernel"]
+    assert multipliers["hidden"][0]["kernel"] == pytest.approx(1 / 4)  # Adam's hidden 1/n
+    np.testing.assert_allclose(jnp.abs(hidden)[jnp.abs(grads["hidden"][0]["kernel"]) > 0],
+                               0.01 / 4, rtol=1e-4)  # fmt: skip
