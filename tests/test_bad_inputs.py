@@ -216,6 +216,7 @@ SCALING_CASES = [
     ("unknown_model", ["coord", "--model=nope"], "--model", 2),
     ("unknown_activation", ["coord", "--activation=swish"], "--activation", 2),
     ("unknown_optimizer", ["coord", "--optimizer=lbfgs"], "--optimizer", 2),
+    ("update_with_muon", ["update", "--optimizer=muon"], "--optimizer", 2),
     ("rules_module_exits", ["coord", "--rules_module={rules:exit}"], "--rules_module", 2),
     (
         "rule_negative_lr",
