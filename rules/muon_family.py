@@ -114,7 +114,13 @@ def stated_problem(rule: Rule, metas: Iterable[LayerMeta]) -> str | None:
     """Why `rule` cannot be stated for a Muon matrix, or None: it gives the matrix its Adam
     width scaling (a rule with an SGD and an Adam column and no Muon one, which would scale
     Muon's already normalised step twice), or an Adam epsilon factor (Muon has none).
-    `rules.check` raises it as a RuleError."""
+    `rules.check` raises it as a RuleError. Also when no parameter is a hidden matrix."""
+    metas = list(metas)
+    if not any(takes(m) for m in metas):
+        return (
+            "Muon updates hidden matrices and this model has none (every weight reads the "
+            "input or writes the output), so Muon would update nothing; use adam"
+        )
     for meta in metas:
         if not takes(meta):
             continue

@@ -156,6 +156,7 @@ TRAIN_CASES = [
         "--rule",
         2,
     ),
+    ("muon_without_hidden_matrices", ["--optimizer=muon", "--depth=1"], "--rule", 2),
     ("rule_needs_residual", ["--rule=depth_mup"], "--rule", 2),
     ("sweep_rule_needs_residual", ["--rule=depth_mup", "--lrs=0.1,0.2"], "--rule", 2),
     (

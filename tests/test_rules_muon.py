@@ -157,6 +157,8 @@ def test_a_rule_that_cannot_be_stated_for_muon_is_refused():
         rules.check(rules.compose(rules.he_init, eps_rule, name="eps"), metas)
     for rule in ("sp", "mup", "ntk", "mean_field", "am_mup", "mup_naive_spectral"):
         rules.check(rules.get(rule), metas)
+    with pytest.raises(rules.RuleError, match="has none"):
+        rules.check(rules.mup, [meta("input", 12, 256, None, 64), meta("output", 256, 3, 64)])
 
 
 def test_family_mismatch_and_bare_scales_are_refused():
