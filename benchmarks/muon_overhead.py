@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from optax.contrib import scale_by_muon
+from optax.contrib import MuonDimensionNumbers, scale_by_muon
 from rule_overhead import LR, PlainLM, PlainMLP, plain_chunk, runner
 
 import rules
@@ -45,7 +45,9 @@ def muon_by_hand(params: dict, n: float, base: float) -> optax.GradientTransform
         return "adam/n" if names[0] == "output" else "muon"
 
     labels = jax.tree_util.tree_map_with_path(label, params)
-    muon = optax.chain(scale_by_muon(), optax.scale(base), optax.scale_by_learning_rate(LR))
+    dims = lambda updates: jax.tree.map(lambda _: MuonDimensionNumbers(), updates)  # noqa: E731
+    muon = optax.chain(scale_by_muon(weight_dimension_numbers=dims), optax.scale(base),
+                       optax.scale_by_learning_rate(LR))  # fmt: skip
     groups = {"muon": muon, "adam": optax.adam(LR), "adam/n": optax.adam(LR / n)}
     return optax.partition(groups, labels)
 
