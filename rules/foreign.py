@@ -33,6 +33,7 @@ from rules.algebra import Rule
 from rules.gains import gain as activation_gain
 from rules.layouts import Layouts, fans
 from rules.meta import LayerMeta, Scales
+from rules.muon_family import update_text
 from rules.optim_names import OPTIMIZERS
 from rules.validation import RuleError, check
 
@@ -149,7 +150,7 @@ def _prod(shape) -> int:
 def _family(optimizer: str) -> str:
     if optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer]
-    if optimizer in ("sgd", "adam"):
+    if optimizer in ("sgd", "adam", "muon"):
         return optimizer
     raise ValueError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
@@ -219,7 +220,7 @@ def infer_metas(
 def fold_multiplier(scales: Scales, optimizer: str) -> Scales:
     """The same training dynamics with multiplier 1 (abc symmetry)."""
     a = scales.multiplier
-    lr = scales.lr * (a if optimizer == "adam" else a * a)
+    lr = scales.lr * (a * a if optimizer == "sgd" else a)  # adam, muon: scale-free steps
     return scales.replace(
         multiplier=1.0, init_std=scales.init_std * a, lr=lr, adam_eps=scales.adam_eps / a
     )
@@ -345,6 +346,7 @@ class Parametrization:
                 "wd_multiplier": s.weight_decay,
                 "eps_multiplier": s.adam_eps,
                 "init_factor": factor,
+                "update": update_text(m),
             }
             for m, s, shape, factor in zip(flat_metas, flat_scales, flat_shapes, flat_factors)
         ]

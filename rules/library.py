@@ -8,6 +8,7 @@ al. 2023), completep (Dey et al. 2025), am_mup (arithmetic-mean muP, arXiv 2510.
 from __future__ import annotations
 
 from rules.algebra import Rule, compose
+from rules.muon_family import muon_mode
 from rules.registry import register
 from rules.transforms import (
     branch_lr,
@@ -45,6 +46,15 @@ mup = register(
         name="mup",
         description="muP (Tensor Programs V, table 3); equals sp at the base width",
         requires={"base_width"},
+    )
+)
+mup_naive_spectral = register(
+    compose(
+        mup,
+        muon_mode("spectral"),
+        name="mup_naive_spectral",
+        description="mup, but Muon matrices' steps x sqrt(max(fan_in, fan_out)) relative to "
+        "the base (Megatron-LM's naive `spectral` mode; breaks width invariance)",
     )
 )
 mean_field = register(

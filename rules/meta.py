@@ -11,8 +11,8 @@ Role = Literal["input", "hidden", "output", "bias", "norm", "branch", "attention
 # norm in the branch); "attention" for attention logits q.k, whose `multiplier` corrects
 # the standard 1/sqrt(head_dim) (fan_in = head_dim; see rules/attention.py).
 ROLES: tuple[str, ...] = ("input", "hidden", "output", "bias", "norm", "branch", "attention")
-OptimizerFamily = Literal["sgd", "adam"]
-OPTIMIZER_FAMILIES: tuple[str, ...] = ("sgd", "adam")
+OptimizerFamily = Literal["sgd", "adam", "muon"]
+OPTIMIZER_FAMILIES: tuple[str, ...] = ("sgd", "adam", "muon")  # muon: rules/muon_family.py
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,6 +134,10 @@ def optimizer_scales(name: str, source: Any) -> Any:
         return param_scales(source)  # refuses parameters without scales
     if isinstance(source, Parametrization):
         _check_family(name, jax.tree.leaves(source.metas, is_leaf=lambda x: hasattr(x, "role")))
+        if OPTIMIZERS[name] == "muon":
+            from rules.muon import tree_muon_scales
+
+            return tree_muon_scales(source.metas, source.scales, source.shapes)
         return source.scales
     leaves = jax.tree.leaves(source, is_leaf=_is_scales)
     if not all(_is_scales(x) for x in leaves):
@@ -187,14 +191,35 @@ def scaled_optimizer(
         direction = optax.trace(decay=momentum)
     elif name == "lion":
         direction = optax.scale_by_lion(b1=b1, b2=0.99 if b2 == 0.999 else b2)
+    elif name == "adafactor":
+        direction = adafactor_direction()
     else:
         direction = scale_by_adam_tree_eps(b1, b2, eps, _field(scales, "adam_eps"))
+    step = _field(scales, "lr")
+    if name == "muon":  # Muon for hidden matrices, Adam for the rest: rules/muon.py
+        from rules.muon import muon_direction, step_multiplier
+
+        direction, step = muon_direction(scales, direction), step_multiplier(scales)
     # No `if weight_decay:` here: under optax.inject_hyperparams it is a traced array.
     return optax.chain(
         direction,
-        scale_by_tree(_field(scales, "lr")),
+        scale_by_tree(step),
         add_decayed_weights_tree(weight_decay, _field(scales, "weight_decay")),
         optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def adafactor_direction() -> optax.GradientTransformation:
+    """Adafactor (Shazeer & Stern 2018) as an Adam-family direction: factored second moments
+    (decay 1 - t^-0.8) and update clipping at block RMS 1, with relative step sizes and
+    momentum off, so the rule's LR multipliers are the only per-parameter factors. Every
+    matrix is factored (min_dim_size_to_factor=1: optax's 128 would switch a layer from
+    full to factored moments as it widens, in the middle of a width sweep). Its epsilon
+    (1e-30, added to g^2) is far below any gradient at every width: Scales.adam_eps is not
+    used. For a rank-1 gradient the factored moment is exact and the first step is sign(g),
+    Adam's; the clip at RMS 1 does not depend on width (tests/test_rules_muon.py)."""
+    return optax.chain(
+        optax.scale_by_factored_rms(min_dim_size_to_factor=1), optax.clip_by_block_rms(1.0)
     )
 
 
@@ -206,13 +231,20 @@ def _is_variable(x: Any) -> bool:
 
 
 def param_scales(model: nnx.Module) -> dict:
-    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state;
+    """A pure dict of `Scales` with the structure of the model's `nnx.Param` state
+    (`MuonScales`, which say how Muon reads each parameter, for the muon family);
     RuleError if some Param carries none (never parametrized, or restored without it)."""
     from rules.nnx_layers import require_scales
 
     state = nnx.state(model, nnx.Param)
     require_scales(state)
-    return nnx.to_pure_dict(jax.tree.map(scales_of, state, is_leaf=_is_variable))
+    scales = nnx.to_pure_dict(jax.tree.map(scales_of, state, is_leaf=_is_variable))
+    metas = (v.get_metadata().get("meta") for _, v in nnx.to_flat_state(state))
+    if any(m is not None and m.optimizer == "muon" for m in metas):
+        from rules.muon import nnx_muon_scales
+
+        return nnx_muon_scales(model, scales)
+    return scales
 
 
 def lr_multipliers(model: nnx.Module) -> dict:

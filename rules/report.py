@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flax import nnx
 
+from rules.muon_family import update_text
 from rules.nnx_layers import scales_of
 
 COLUMNS = ("path", "role", "shape", "fan_in", "init_std", "multiplier", "lr_multiplier")
@@ -12,6 +13,8 @@ OPTIONAL_COLUMNS = ("wd_multiplier", "eps_multiplier")
 # Shown for models that `rules.parametrize` set up: the factor on the author's own init
 # (init="keep"); `init_std` is then what init="rule" would draw.
 INIT_FACTOR = "init_factor"
+# Shown when Muon updates some parameter: which optimizer updates each one (rules/muon_family.py).
+UPDATE_COLUMN = "update"
 
 
 def branch_rows(model: nnx.Module) -> list[dict]:
@@ -84,6 +87,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
                 "wd_multiplier": scales.weight_decay,
                 "eps_multiplier": scales.adam_eps,
                 INIT_FACTOR: param.get_metadata().get(INIT_FACTOR),
+                UPDATE_COLUMN: update_text(meta),
             }
         )
     return sorted(rows, key=_model_order(rows))
@@ -131,6 +135,8 @@ def format_rows(rows: list[dict], title: str = "", branches: list[dict] = ()) ->
     extra = tuple(c for c in OPTIONAL_COLUMNS if any(r[c] != 1.0 for r in rows))
     if any(r.get(INIT_FACTOR) is not None for r in rows):
         extra += (INIT_FACTOR,)
+    if any(str(r.get(UPDATE_COLUMN, "")).startswith("muon") for r in rows):
+        extra += (UPDATE_COLUMN,)
     columns = COLUMNS + extra
     rows = list(rows) + list(branches)
     table = [columns] + [tuple(_cell(row.get(c)) for c in columns) for row in rows]

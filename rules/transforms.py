@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from rules import muon_family
 from rules.algebra import Transform, named
 from rules.meta import LayerMeta, Scales
 
@@ -55,7 +56,11 @@ def mup_lr(meta: LayerMeta, scales: Scales) -> Scales:
 
     SGD:  input weights, biases, norms x n;  hidden x 1;    output x 1/n.
     Adam: input weights, biases, norms x 1;  hidden x 1/n;  output x 1/n.
+    Muon: hidden matrices by the spectral condition, sqrt(fan_out / fan_in) relative to
+    the base (rules/muon_family.py); its other parameters go to Adam and take Adam's column.
     """
+    if muon_family.takes(meta):
+        return scales.replace(lr=scales.lr * muon_family.spectral_condition(meta))
     if meta.optimizer == "sgd":
         if meta.role in VECTOR_LIKE:
             return scales.replace(lr=scales.lr * meta.fan_out_multiplier)
@@ -101,11 +106,12 @@ def branch_lr(alpha: float) -> Transform:
     Adam: x (L/L0)^(alpha - 1) (Dey et al. 2025, table 1; 1/sqrt(L) for alpha = 1/2 as in
     TP VI). SGD: x (L/L0)^(2 alpha - 1), so that each block still moves the residual
     stream by Theta(1/L) (the multiplier enters both the gradient and the forward pass).
+    Muon takes Adam's exponent: its step, like Adam's, does not scale with the gradient.
     """
 
     @named(f"branch_lr({alpha:g})")
     def transform(meta: LayerMeta, scales: Scales) -> Scales:
-        power = alpha - 1 if meta.optimizer == "adam" else 2 * alpha - 1
+        power = 2 * alpha - 1 if meta.optimizer == "sgd" else alpha - 1
         return scales.replace(lr=scales.lr * _branch_depth_factor(meta, power))
 
     return transform
@@ -116,6 +122,8 @@ def completep_adam_eps(alpha: float) -> Transform:
 
     @named(f"completep_adam_eps({alpha:g})")
     def transform(meta: LayerMeta, scales: Scales) -> Scales:
+        if muon_family.takes(meta):
+            return scales  # Muon has no epsilon
         eps = scales.adam_eps * _branch_depth_factor(meta, -alpha)
         if meta.role == "hidden":
             eps /= meta.fan_in_multiplier

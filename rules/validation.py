@@ -33,6 +33,12 @@ def check(rule: Rule, metas: Iterable[LayerMeta]) -> None:
             "width; give a base width (or a base model to compare shapes with)"
         )
     check_scales(rule, metas)
+    if any(m.optimizer == "muon" for m in metas):
+        from rules.muon_family import stated_problem
+
+        problem = stated_problem(rule, metas)
+        if problem:
+            raise RuleError(problem)
 
 
 def check_scales(rule: Rule, metas: Iterable[LayerMeta]) -> None:

@@ -199,6 +199,11 @@ def run(probe: str, f) -> None:
     ]:
         if value not in choices:
             fail(f"--{flag}: unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
+    if probe in ("update", "sharpness", "poly") and rules.OPTIMIZERS[f.optimizer] == "muon":
+        fail(
+            f"--optimizer: {probe} takes gradient steps with the rule's multipliers, which "
+            "say nothing of Muon's orthogonalised step; use coord (real optimizer steps)"
+        )
 
     from scaling.probes import ProbeError, Request
 

@@ -42,6 +42,14 @@ RULE_FILES = {
         "    return scales.replace(multiplier=float('inf'))\n"
         "rules.register(rules.compose(rules.sp, huge, name='{name}'))\n"
     ),
+    "adam_only": (  # an SGD and an Adam column, Muon taken as Adam: Muon's step scaled twice
+        "import rules\n"
+        "def lr(meta, scales):\n"
+        "    if meta.optimizer != 'sgd' and meta.role == 'hidden':\n"
+        "        return scales.replace(lr=scales.lr / meta.fan_in_multiplier)\n"
+        "    return scales\n"
+        "rules.register(rules.compose(rules.he_init, lr, name='{name}'))\n"
+    ),
 }
 
 # (id, args, text the error line must contain (the flag), status). {work}: the case's
@@ -142,6 +150,13 @@ TRAIN_CASES = [
         "--rule",
         2,
     ),
+    (
+        "rule_not_stated_for_muon",
+        ["--optimizer=muon", "--rules_module={rules:adam_only}", "--rule={rule_name}"],
+        "--rule",
+        2,
+    ),
+    ("muon_without_hidden_matrices", ["--optimizer=muon", "--depth=1"], "--rule", 2),
     ("rule_needs_residual", ["--rule=depth_mup"], "--rule", 2),
     ("sweep_rule_needs_residual", ["--rule=depth_mup", "--lrs=0.1,0.2"], "--rule", 2),
     (
@@ -207,6 +222,7 @@ SCALING_CASES = [
     ("unknown_model", ["coord", "--model=nope"], "--model", 2),
     ("unknown_activation", ["coord", "--activation=swish"], "--activation", 2),
     ("unknown_optimizer", ["coord", "--optimizer=lbfgs"], "--optimizer", 2),
+    ("update_with_muon", ["update", "--optimizer=muon"], "--optimizer", 2),
     ("rules_module_exits", ["coord", "--rules_module={rules:exit}"], "--rules_module", 2),
     (
         "rule_negative_lr",
