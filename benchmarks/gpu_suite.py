@@ -18,7 +18,7 @@ Everything is a ratio of sides timed interleaved in this one process (medians of
 Each section has a share of `--budget` seconds; an item that would overrun its section's
 share (estimated by the section's longest item so far) is recorded as "skipped: budget",
 and an item that fails is recorded with its error, so one bad item never loses the run.
-Writes gpu_suite.json and gpu_suite.md to --out (default $OUT) after every section.
+Writes gpu_suite.json and gpu_suite.md to --out (default $OUT) after every item.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class Section:
 
     def __init__(self, seconds: float):
         self.seconds, self.start, self.longest, self.rows = seconds, time.monotonic(), 0.0, []
+        self.save = lambda: None  # main() sets it: called after every item, so a run stopped
+        # midway keeps what it measured
 
     def item(self, label: str, fn) -> list[dict]:
         elapsed = time.monotonic() - self.start
@@ -87,6 +89,7 @@ class Section:
         for row in rows:
             print("  " + ", ".join(f"{k}={fmt(v)}" for k, v in row.items()), flush=True)
         self.rows += rows
+        self.save()
         return rows
 
 
@@ -330,16 +333,20 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"peak": peak, "conv": conv, "overhead": overhead, "sweep": sweep,
             "scan": lambda sec, s: scan_vs_loop(sec, s, conv_rows(result))}  # fmt: skip
     for name in args.sections:
-        run = runs[name]
         print(f"\n[{name}]", flush=True)
         sec = Section(SHARES[name] * args.budget)
-        run(sec, s)
-        seconds = time.monotonic() - sec.start
-        result["sections"][name] = {"budget": sec.seconds, "seconds": seconds, "rows": sec.rows}
-        with open(os.path.join(args.out, "gpu_suite.json"), "w") as f:
-            json.dump(result, f, indent=1, default=str)
-        with open(os.path.join(args.out, "gpu_suite.md"), "w") as f:
-            f.write(markdown(result))
+        entry = result["sections"][name] = {"budget": sec.seconds, "rows": sec.rows}
+
+        def save(sec=sec, entry=entry) -> None:
+            entry["seconds"] = time.monotonic() - sec.start
+            with open(os.path.join(args.out, "gpu_suite.json"), "w") as f:
+                json.dump(result, f, indent=1, default=str)
+            with open(os.path.join(args.out, "gpu_suite.md"), "w") as f:
+                f.write(markdown(result))
+
+        sec.save = save
+        runs[name](sec, s)
+        save()
     print("\n" + markdown(result))
     return 0
 
