@@ -91,6 +91,8 @@ class Conv(nnx.Module):
     `meta.fan_in` must be in_channels x kernel volume (every input a unit reads) and
     `meta.fan_out` the output channels. `padding` is "SAME" (zeros) or "CIRCULAR" (wraps
     around, as for periodic signals); the output has ceil(size / stride) positions either way.
+    `implementation` "im2col" (default: patches @ kernel, fast on XLA:CPU) or "lax"
+    (`lax.conv_general_dilated`, cuDNN on GPUs): the same numbers, up to rounding.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Conv(nnx.Module):
         strides: int = 1,
         padding: str = "SAME",
         use_bias: bool = True,
+        implementation: str = "im2col",
         rngs: nnx.Rngs,
     ):
         if not 1 <= len(kernel_size) <= 3:
@@ -111,14 +114,45 @@ class Conv(nnx.Module):
             raise ValueError(f"fan_in {meta.fan_in} is not a multiple of kernel volume {volume}")
         if padding not in ("SAME", "CIRCULAR"):
             raise ValueError(f"padding must be SAME or CIRCULAR, got {padding!r}")
+        if implementation not in CONV_IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be im2col or lax, got {implementation!r}")
         shape = (*kernel_size, meta.fan_in // volume, meta.fan_out)
         _add_params(self, shape, meta, rule, use_bias, rngs)
         self.kernel_size, self.strides, self.padding = tuple(kernel_size), strides, padding
+        self.implementation = implementation
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        patches = _patches(x, self.kernel_size, self.strides, self.padding == "CIRCULAR")
+        wrap = self.padding == "CIRCULAR"
+        if self.implementation == "lax":
+            return _output(self, _lax_conv(x, self.kernel[...], self.strides, wrap))
+        patches = _patches(x, self.kernel_size, self.strides, wrap)
         kernel = self.kernel[...].reshape(-1, self.kernel.shape[-1])
         return _output(self, patches @ kernel)
+
+
+CONV_IMPLEMENTATIONS = ("im2col", "lax")
+
+
+def _same_pads(spatial, kernel_size, stride: int) -> list[tuple[int, int]]:
+    """Per-axis (before, after) padding giving ceil(n / stride) outputs, as lax "SAME"."""
+    pads = []
+    for n, k in zip(spatial, kernel_size):
+        total = max((-(-n // stride) - 1) * stride + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, wrap: bool) -> jax.Array:
+    """The same convolution as `_patches(...) @ kernel`, by `lax.conv_general_dilated`."""
+    dims = x.ndim - 2
+    pads = _same_pads(x.shape[1:-1], kernel.shape[:dims], stride)
+    if wrap:
+        x, pads = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode="wrap"), [(0, 0)] * dims
+    spatial = "DHW"[-dims:]
+    numbers = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride,) * dims, pads, dimension_numbers=numbers
+    )
 
 
 def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool) -> jax.Array:
@@ -130,10 +164,7 @@ def _patches(x: jax.Array, kernel_size: tuple[int, ...], stride: int, wrap: bool
     """
     spatial = x.shape[1:-1]
     out = [-(-n // stride) for n in spatial]  # ceil(n / stride), as lax "SAME"
-    pads = []
-    for n, k, o in zip(spatial, kernel_size, out):
-        total = max((o - 1) * stride + k - n, 0)
-        pads.append((total // 2, total - total // 2))
+    pads = _same_pads(spatial, kernel_size, stride)
     x = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode="wrap" if wrap else "constant")
     columns = []
     for offset in itertools.product(*(range(k) for k in kernel_size)):

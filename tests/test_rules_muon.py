@@ -193,8 +193,15 @@ class NNXAttention(nnx.Module):
 def test_a_foreign_nnx_model_trains_with_muon_through_the_recipe():
     model = NNXAttention(64, rngs=nnx.Rngs(0))
     base = nnx.eval_shape(lambda: NNXAttention(16, rngs=nnx.Rngs(0)))
-    rules.parametrize(model, base, rules.mup, key=jax.random.key(0), optimizer="muon",
-                      activation="relu")  # fmt: skip
+    rules.parametrize(
+        model,
+        base,
+        rules.mup,
+        init="rule",
+        key=jax.random.key(0),
+        optimizer="muon",
+        activation="relu",
+    )
     scales = rules.param_scales(model)
     assert scales["query"]["kernel"].matrix == ((-3,), (-2, -1))
     assert scales["out"]["kernel"].matrix == ((-3, -2), (-1,))
@@ -234,7 +241,13 @@ def test_a_foreign_linen_model_trains_with_muon_through_the_recipe():
     params = LinenCNN(32).init(jax.random.key(0), x)["params"]
     base = jax.eval_shape(lambda: LinenCNN(8).init(jax.random.key(0), x))["params"]
     params, plan = rules.parametrize(
-        params, base, rules.mup, key=jax.random.key(1), optimizer="muon", activation="relu"
+        params,
+        base,
+        rules.mup,
+        init="rule",
+        key=jax.random.key(1),
+        optimizer="muon",
+        activation="relu",
     )
     assert plan.metas["Conv_1"]["kernel"].role == "hidden"
     assert plan.describe().count("muon") == 1

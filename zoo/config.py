@@ -12,6 +12,7 @@ NORMALIZATIONS = ("none", "batch", "layer", "rms")
 POSITIONS = ("learned", "rotary")  # transformers: position embeddings
 POOLINGS = ("cls", "mean")  # vit: class token or mean over patches
 PADDINGS = ("SAME", "CIRCULAR")
+CONV_IMPLEMENTATIONS = ("im2col", "lax")  # as rules.Conv's `implementation`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ModelConfig:
     dropout: float = 0.0  # rate, after activations (inside residual branches for ResNets)
     kernel_size: int = 3  # convolutions: kernel extent along every spatial axis
     padding: str = "SAME"  # convolutions: "SAME" (zeros) or "CIRCULAR"
+    conv_implementation: str = "im2col"  # convolutions: "im2col" or "lax" (same numbers)
     scan_blocks: bool = True  # run identical blocks with nnx.scan (False: a Python loop)
     # --- transformers (lm, vit) ---
     heads: int = 4  # attention heads; head_dim = width / heads grows with width
@@ -64,6 +66,10 @@ class ModelConfig:
             raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
         if self.padding not in PADDINGS:
             raise ValueError(f"unknown padding {self.padding!r}; choose one of: SAME, CIRCULAR")
+        if self.conv_implementation not in CONV_IMPLEMENTATIONS:
+            raise ValueError(
+                f"unknown conv_implementation {self.conv_implementation!r}; choose im2col or lax"
+            )
         if self.positions not in POSITIONS:
             raise ValueError(f"unknown positions {self.positions!r}; choose learned or rotary")
         if self.pooling not in POOLINGS:

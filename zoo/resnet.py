@@ -33,7 +33,8 @@ class BasicBlock(nnx.Module):
             meta = c.meta("hidden", fan_in, c_out, scales_in=True, scales_out=True,
                           gain=c.gain, **(fields | extra))  # fmt: skip
             return Conv(meta, rule, kernel, strides=stride, padding=c.padding,
-                        use_bias=c.use_bias, rngs=rngs)  # fmt: skip
+                        use_bias=c.use_bias, implementation=c.conv_implementation,
+                        rngs=rngs)  # fmt: skip
 
         def norm(channels: int):
             meta = c.meta("norm", 1, channels, scales_in=False, scales_out=True, gain=1.0,
@@ -74,7 +75,8 @@ class ResNet(nnx.Module):
         k = (c.kernel_size, c.kernel_size)
         first = c.meta("input", channels * k[0] * k[1], c.width, scales_in=False,
                        scales_out=True, gain=1.0)  # fmt: skip
-        self.input = Conv(first, rule, k, padding=c.padding, use_bias=c.use_bias, rngs=rngs)
+        self.input = Conv(first, rule, k, padding=c.padding, use_bias=c.use_bias,
+                          implementation=c.conv_implementation, rngs=rngs)  # fmt: skip
         self.channels = channels
         self.stages = nnx.List()
         for s, width in enumerate((c.width, 2 * c.width, 4 * c.width)):
