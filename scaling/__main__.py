@@ -71,6 +71,13 @@ flags.DEFINE_integer("rounds", 3, "bracket-narrowing rounds (maxlr)")
 flags.DEFINE_integer("batch_size", 128, "batch size (transfer, maxlr)")
 flags.DEFINE_string("layers", "", "regex of layers entering the update criterion ('' = all)")
 flags.DEFINE_string("dataset", "", "dataset giving the input shape; '' = the model's default")
+flags.DEFINE_enum(
+    "inputs",
+    "synthetic",
+    ["synthetic", "data"],
+    "coord, update: synthetic = Gaussian inputs (random token ids for token models such as "
+    "lm), data = examples of the model's dataset (scaling/inputs.py)",
+)
 flags.DEFINE_string("out", "scaling_out", "output folder")
 flags.DEFINE_integer(
     "outputs", 0, "update: number of outputs of the model and its Gaussian target; 0 = the "
@@ -220,6 +227,8 @@ def run(probe: str, f) -> None:
             fail(f"--{flag}: must be >= 0 (0 = {zero}), got {f[flag].value}")
     if f.outputs < 0 or (f.outputs and probe != "update"):
         fail(f"--outputs: a number >= 1 for the update probe (0 = the dataset's), got {f.outputs}")
+    if f["inputs"].present and probe not in ("coord", "update"):
+        fail(f"--inputs: coord and update choose their inputs; {probe} trains on the dataset")
     widths, depths = _sizes("widths"), _sizes("depths")
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
@@ -274,6 +283,7 @@ def run(probe: str, f) -> None:
         rounds=f.rounds,
         out=f.out,
         log_mean=f.protocol == "jelassi",
+        inputs=f.inputs,
     )
     try:
         report = PROBES[probe](request)

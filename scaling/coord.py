@@ -15,9 +15,11 @@ import numpy as np
 import optax
 
 import rules
+from scaling import diagnostics
 from scaling.capture import make_preactivations
 from scaling.fit import fit_exponent
-from scaling.setup import ProbeModel, layer_order, normalized_inputs
+from scaling.inputs import ProbeInputs
+from scaling.setup import ProbeModel, layer_order
 
 
 def _rms(x: jax.Array) -> float:
@@ -62,16 +64,25 @@ def measure(
     steps: int,
     optimizer: str,
     batch: int = 32,
+    inputs: ProbeInputs | None = None,
+    diagnose: bool = False,
 ) -> dict[str, Any]:
-    """Trajectories at every width (averaged over seeds) and per-layer slopes at the last step."""
-    runs = {}
+    """Trajectories at every width (averaged over seeds) and per-layer slopes at the last step.
+    `inputs`: where the batch comes from (default: Gaussian inputs, random labels).
+    `diagnose`: also the per-parameter diagnostics of the first step (scaling/diagnostics.py)
+    at every width, seed-averaged, and their slopes against width."""
+    inputs = inputs or ProbeInputs()
+    runs, diagnosed = {}, {}
     for width in widths:
-        per_seed = []
+        per_seed, first_steps = [], []
         for seed in range(seeds):
             model = spec.build(width, depth, seed)
-            x = normalized_inputs(spec.input_shape, batch, 1000 + seed)
-            labels = jax.random.randint(jax.random.key(seed), (batch,), 0, spec.num_classes)
+            x, labels = inputs.batch(spec.input_shape, spec.num_classes, batch, seed)
             per_seed.append(trajectory(model, x, labels, optimizer, lr, steps))
+            if diagnose:
+                first_steps.append(diagnostics.one_step(model, x, labels, optimizer, lr))
+        if diagnose:
+            diagnosed[str(width)] = diagnostics.seed_mean(first_steps)
         layers = per_seed[0]["layers"]
         runs[width] = {
             kind: {k: np.mean([r[kind][k] for r in per_seed], axis=0).tolist() for k in layers}
@@ -84,4 +95,75 @@ def measure(
         }
         for k in layers
     }
-    return {"layers": layers, "runs": {str(w): r for w, r in runs.items()}, "slopes": slopes}
+    result = {
+        "inputs": inputs.describe(),
+        "layers": layers,
+        "runs": {str(w): r for w, r in runs.items()},
+        "slopes": slopes,
+    }
+    if diagnose:
+        result["diagnostics"] = diagnosed
+        result["diagnostic_slopes"] = diagnostic_slopes(widths, diagnosed)
+    return result | {"verdict": verdict(widths, result)}
+
+
+FLAT_BAND = 0.2  # |slope| of log RMS against log width over the widest pair that counts as flat
+
+
+def _pair_slope(widths, values) -> float:
+    return float(np.log(values[-1] / values[-2]) / np.log(widths[-1] / widths[-2]))
+
+
+def diagnostic_slopes(widths, diagnosed: dict) -> dict[str, dict[str, float | None]]:
+    """Slope against width of every diagnostic of every parameter (None where undefined)."""
+    out = {}
+    for key in diagnosed[str(widths[0])]:
+        out[key] = {}
+        for field in diagnostics.FIELDS:
+            values = [diagnosed[str(w)][key][field] for w in widths]
+            ok = all(v is not None and v > 0 for v in values)
+            out[key][field] = fit_exponent(widths, values)[0] if ok else None
+    return out
+
+
+def verdict(widths, result: dict, band: float = FLAT_BAND) -> dict[str, Any]:
+    """ "flat" when, over the two widest widths, the slope of every layer's activation RMS
+    and change RMS lies within +-band; else "not flat", naming the layers that grow (slope
+    > band) or vanish (< -band) and in which quantity. A layer whose change is exactly zero
+    at both widths (it cannot move, e.g. a frozen layer) counts as flat."""
+    pair = [int(w) for w in widths[-2:]]
+    grow, vanish, slopes = [], [], {}
+    for layer in result["layers"]:
+        slopes[layer] = {}
+        for kind in ("activation", "change"):
+            values = [result["runs"][str(w)][kind][layer][-1] for w in pair]
+            if min(values) <= 0:
+                slope = 0.0 if max(values) == 0 else (np.inf if values[1] > 0 else -np.inf)
+            else:
+                slope = _pair_slope(pair, values)
+            slopes[layer][kind] = slope
+            if slope > band:
+                grow.append(f"{layer} ({kind} {slope:+.2f})")
+            elif slope < -band:
+                vanish.append(f"{layer} ({kind} {slope:+.2f})")
+    return {
+        "verdict": "flat" if not grow and not vanish else "not flat",
+        "band": band,
+        "widest_pair": pair,
+        "grow": grow,
+        "vanish": vanish,
+        "pair_slopes": slopes,
+    }
+
+
+def verdict_line(v: dict) -> str:
+    """One line for the printed table."""
+    head = (
+        f"verdict: {v['verdict']} (every layer's slope over widths {v['widest_pair'][0]} -> "
+        f"{v['widest_pair'][1]} within +-{v['band']:g})"
+    )
+    if v["grow"]:
+        head += "\n  grow: " + ", ".join(v["grow"])
+    if v["vanish"]:
+        head += "\n  vanish: " + ", ".join(v["vanish"])
+    return head

@@ -78,9 +78,14 @@ def lines(
 
 
 def panels(path: str, title: str, xlabel: str, ylabel: str, panel_series: dict) -> None:
-    """Side-by-side panels {panel title: {label: (xs, ys)}} sharing axes labels."""
-    fig, axes = plt.subplots(1, len(panel_series), figsize=(5 * len(panel_series), 4))
-    axes = axes if len(panel_series) > 1 else [axes]
+    """Side-by-side panels {panel title: {label: (xs, ys)}} sharing axes labels, at most
+    three to a row."""
+    count = len(panel_series)
+    rows, columns = math.ceil(count / 3), min(count, 3)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
     for ax, (panel, series) in zip(axes, panel_series.items()):
         for label, (xs, ys) in series.items():
             ax.plot(xs, ys, marker="o", label=str(label))

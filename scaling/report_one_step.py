@@ -6,6 +6,7 @@ import numpy as np
 
 from scaling import coord, optimum, plots, poly, sharpness, update
 from scaling.fit import fit_power_law, seed_mean
+from scaling.inputs import for_request
 from scaling.request import (
     ProbeError,
     Report,
@@ -22,7 +23,11 @@ def run_coord(req: Request) -> Report:
     if axis != "width":
         raise ProbeError("coord sweeps widths: --widths=a,b,... with one --depths value")
     depth = req.depths[0]
-    result = coord.measure(req.spec, widths, depth, req.seeds, req.lr, req.steps, req.optimizer)
+    inputs = for_request(req)
+    result = coord.measure(
+        req.spec, widths, depth, req.seeds, req.lr, req.steps, req.optimizer, inputs=inputs,
+        diagnose=True,
+    )  # fmt: skip
     rows = [[k, s["activation"], s["change"]] for k, s in result["slopes"].items()]
     record = {"widths": list(widths), "depth": depth, "lr": req.lr, "steps": req.steps} | result
 
@@ -34,10 +39,60 @@ def run_coord(req: Request) -> Report:
             }
             for kind in ("activation", "change")
         }
-        title = f"coordinate check: {req.spec.model} / {req.spec.rule}"
-        plots.panels(path, title, "width", "RMS", panel)
+        for field, title in DIAGNOSTIC_PANELS.items():
+            panel[title] = {
+                k: (widths, [result["diagnostics"][str(w)][k][field] for w in widths])
+                for k, s in result["diagnostic_slopes"].items()
+                if s[field] is not None
+            }
+        title = f"coordinate check: {req.spec.model} / {req.spec.rule} ({req.optimizer})"
+        plots.panels(path, title, "width", "", panel)
 
-    return Report(record, format_table(["layer", "slope(activation)", "slope(change)"], rows), plot)
+    table = (
+        f"inputs: {result['inputs']}\n"
+        + format_table(["layer", "slope(activation)", "slope(change)"], rows)
+        + "\n"
+        + coord.verdict_line(result["verdict"])
+        + f"\nfirst step, per parameter, at width {widths[-1]} (slope against width):\n"
+        + diagnostics_table(result, widths[-1])
+    )
+    return Report(record, table, plot)
+
+
+DIAGNOSTIC_PANELS = {
+    "rel_update_fro": "||dW||_F / ||W||_F (first step)",
+    "alignment_ratio": "alignment ratio (first step)",
+    "effective_lr": "effective LR ||dW|| / ||g|| (first step)",
+}
+
+
+def diagnostics_table(result: dict, width: int) -> str:
+    """Per parameter: relative update (Frobenius, spectral), alignment, effective LR."""
+    header = ["parameter", "lr mult", "|dW|/|W|", "|dW|2/|W|2", "align", "align exp", "eff. LR"]
+    rows = []
+    for key, entry in result["diagnostics"][str(width)].items():
+        slopes = result["diagnostic_slopes"][key]
+        rows.append(
+            [key, f"{entry['lr_multiplier']:.3g}"]
+            + [
+                _cell(entry[field], slopes.get(field))
+                for field in (
+                    "rel_update_fro",
+                    "rel_update_spectral",
+                    "alignment_ratio",
+                    "alignment_exponent",
+                    "effective_lr",
+                )
+            ]  # fmt: skip
+        )
+    return format_table(header, rows)
+
+
+def _cell(value, slope) -> str:
+    """'0.123 (+0.05)': a value and its slope against width; '-' when undefined."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" + (f" ({slope:+.2f})" if slope is not None else "")
 
 
 def run_update(req: Request) -> Report:
@@ -46,7 +101,7 @@ def run_update(req: Request) -> Report:
     axis, sizes = req.swept()
     widths = req.widths if axis == "width" else req.widths[:1]
     depths = req.depths if axis == "depth" else req.depths[:1]
-    result = update.measure(req.spec, widths, depths, req.seeds)
+    result = update.measure(req.spec, widths, depths, req.seeds, inputs=for_request(req))
     rows, eta = [], {c: [] for c in update.CRITERIA}
     for entry in result["results"]:
         chosen = [i for i, k in enumerate(entry["layers"]) if re.search(req.layers, k)]
@@ -73,6 +128,7 @@ def run_update(req: Request) -> Report:
     record = {
         f"{axis}s": list(sizes),
         "axis": axis,
+        "inputs": result["inputs"],
         "layers_regex": req.layers,
         "outputs": req.spec.num_classes,
         "seed_average": "geometric" if req.log_mean else "arithmetic",
@@ -84,7 +140,8 @@ def run_update(req: Request) -> Report:
         "ci": {c: list(laws[c].ci) for c in update.CRITERIA},
     }
     table = (
-        format_table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
+        f"inputs: {result['inputs']}\n"
+        + format_table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
         + "\n"
         + "\n".join(
             law_line(
@@ -136,6 +193,7 @@ def run_sharpness(req: Request) -> Report:
     lambdas = [e["lambda1"] for e in result["results"]]
     law = power_law(products, lambdas) if len(set(products)) > 1 else None
     record = {"widths": list(widths), "depths": list(depths)} | result
+    record["inputs"] = f"dataset: the first 128 training examples of {req.dataset}"
     record["lambda1_vs_depth_x_width"] = law
     rows = [
         [e["width"], e["depth"], *(float(np.mean(e[k])) for k in ("lambda1", "two_over_lambda1"))]

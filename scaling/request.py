@@ -36,6 +36,7 @@ class Request:
     rounds: int = 3
     out: str = ""
     log_mean: bool = False  # update: geometric seed means of eta* (Jelassi protocol)
+    inputs: str = "synthetic"  # coord, update: "synthetic" or "data" (scaling/inputs.py)
 
     def lr_grid(self, fine: bool = False) -> np.ndarray:
         """--lrs, or log-spaced LRs suited to the optimizer family: 10 (maxlr's bracket), or

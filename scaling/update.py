@@ -19,7 +19,8 @@ from flax import nnx
 
 import rules
 from scaling.capture import make_preactivations
-from scaling.setup import ProbeModel, layer_order, normalized_inputs
+from scaling.inputs import ProbeInputs, output_shape
+from scaling.setup import ProbeModel, layer_order
 
 CRITERIA = ("max", "mean")
 
@@ -79,16 +80,20 @@ def max_update_lr(sizes: dict[str, float], criterion: str = "max", target: float
     return float(np.sqrt(target / (values.max() if criterion == "max" else values.mean())))
 
 
-def measure(spec: ProbeModel, widths, depths, seeds: int) -> dict[str, Any]:
-    """C_l and eta* for every (width, depth) pair, `seeds` inits and examples each."""
+def measure(
+    spec: ProbeModel, widths, depths, seeds: int, inputs: ProbeInputs | None = None
+) -> dict[str, Any]:
+    """C_l and eta* for every (width, depth) pair, `seeds` inits and examples each; the
+    example from `inputs` (default Gaussian), the target Gaussian of the output's shape."""
+    inputs = inputs or ProbeInputs()
     results = []
     for width in widths:
         for depth in depths:
             per_seed = []
             for seed in range(seeds):
                 model = spec.build(width, depth, seed)
-                x = normalized_inputs(spec.input_shape, 1, 1000 + seed)
-                y = jax.random.normal(jax.random.key(2000 + seed), (1, spec.num_classes))
+                x, _ = inputs.batch(spec.input_shape, spec.num_classes, 1, seed)
+                y = jax.random.normal(jax.random.key(2000 + seed), output_shape(model, x))
                 per_seed.append(update_sizes(model, x, y))
             layers = sorted(per_seed[0], key=layer_order)
             sizes = {k: float(np.mean([s[k] for s in per_seed])) for k in layers}
@@ -102,4 +107,4 @@ def measure(spec: ProbeModel, widths, depths, seeds: int) -> dict[str, Any]:
                     "eta_star": {c: [max_update_lr(s, c) for s in per_seed] for c in CRITERIA},
                 }
             )
-    return {"results": results}
+    return {"inputs": inputs.describe(), "results": results}

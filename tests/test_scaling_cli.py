@@ -175,6 +175,7 @@ BAD_REQUESTS = [
     (["transfer", "--outputs=1"], "--outputs"),
     (["update", "--base_width=-1"], "--base_width"),
     (["transfer", "--normalization=group"], "--normalization"),
+    (["transfer", "--inputs=data"], "--inputs: coord and update"),
 ]
 
 
