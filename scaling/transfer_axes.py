@@ -156,7 +156,7 @@ def measure(
     transfer error of the proxy's (|log2| per tuned hyperparameter, None when an optimum is
     off the grid) and the loss penalty at the proxy's value, and for the LR, with the
     corrections: the corrected LR's error and penalty (each correction alone, and all of
-    them together when there are several)."""
+    them together when they act on different axes)."""
     proxy, tuning = sweep(spec, points[0], tuning, seeds, dataset, echo)
     key = "weight_decay_opt" if tuning.tune == "weight_decay" else "lr_opt"
     echo(f"proxy {_describe(points[0])}: {key} {proxy[key]:.4g} ({proxy['where']})")
@@ -210,7 +210,7 @@ def _choices(proxy: dict, tuning: Tuning, corrections) -> dict[str, Any]:
     out["proxy"] = at(lambda p, t: 1.0)
     for c in corrections:
         out[c.name] = at(c.factor)
-    if len(corrections) > 1:
+    if len({c.kind for c in corrections}) > 1:  # a horizon and a batch correction together
         out["+".join(c.name for c in corrections)] = at(
             lambda p, t: corr.combined_factor(corrections, p, t)
         )
