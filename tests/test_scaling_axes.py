@@ -319,3 +319,22 @@ def test_bad_axis_flags_are_one_line_and_write_nothing(tmp_path):
         line = one_line(results[str(i)])
         assert expected in line, line
         assert results[str(i)]["same"] and not (tmp_path / str(i)).exists()
+
+
+def test_members_of_a_2d_grid_are_lr_major_then_extras():
+    """Member j of a (2 LR x 3 wd) grid is (lrs[j // 3], wds[j % 3]): the reshape to
+    [lr, wd] in `transfer_axes.sweep` relies on it."""
+    from scaling.transfer_axes import Tuning
+
+    tuning = Tuning("both", lrs=(1.0, 2.0), weight_decays=(0.1, 0.2, 0.3))
+    lrs, wds = tuning.members(extras=[(5.0, 0.5)])
+    assert lrs == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 5.0]
+    assert wds == [0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.5]
+    grid = np.arange(6).reshape(2, 3)
+    assert [(lrs[k], wds[k]) for k in grid[1]] == [(2.0, 0.1), (2.0, 0.2), (2.0, 0.3)]
+    assert Tuning("lr", lrs=(1.0, 2.0)).members([3.0]) == ([1.0, 2.0, 3.0], None)
+    assert Tuning("lr", lrs=(1.0,), weight_decay=0.1).members() == ([1.0], [0.1])
+    assert Tuning("weight_decay", weight_decays=(0.1, 0.2), lr=0.5).members() == (
+        [0.5, 0.5],
+        [0.1, 0.2],
+    )
