@@ -207,6 +207,8 @@ def run(probe: str, f) -> None:
         if probe not in ("transfer", "transfer_error"):
             fail(f"--axis, --tune and their flags are for transfer and transfer_error, not {probe}")
         axes = axes_flags.parse(f, widths, depths, f.steps or 200, f.optimizer)
+    elif probe in ("transfer", "transfer_error"):
+        axes_flags.check_old_axis(f, widths, depths)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
     # LR sweeps train every (seed, LR) at once; the other probes hold one model at a time

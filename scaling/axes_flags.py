@@ -88,6 +88,19 @@ def is_new_style(f) -> bool:
     )
 
 
+def check_old_axis(f, widths, depths) -> None:
+    """--axis=width or --axis=depth alone (the old probe): the named axis must be the swept one."""
+    if not f["axis"].present:
+        return
+    (axis,) = f.axis
+    sizes, other = (widths, depths) if axis == "width" else (depths, widths)
+    if len(sizes) < 2 or len(other) > 1:
+        flag = "widths" if axis == "width" else "depths"
+        raise FlagError(
+            "axis", f"--axis={axis} sweeps --{flag}: give it several values, the other one"
+        )
+
+
 def _ints(f, name: str) -> list[int]:
     try:
         values = [int(v) for v in f[name].value]

@@ -301,6 +301,7 @@ BAD = [
     (["--tune=weight_decay", "--weight_decays=0,1,2"], "--weight_decays: must be distinct"),
     (["--correction=width:2"], "--correction: unknown correction 'width:2'"),
     (["--tune=banana"], "--tune"),
+    (["--axis=depth", "--widths=16,32"], "--axis: --axis=depth sweeps --depths"),
 ]
 
 
