@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 import rules
 import zoo
+from scaling import axes_flags
 from scaling.checks import (
     EXIT_WRITE_FAILED,
     FlagError,
@@ -233,6 +234,13 @@ def run(probe: str, f) -> None:
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
     check_out(f.out, probe)
+    axes = None
+    if axes_flags.is_new_style(f):
+        if probe not in ("transfer", "transfer_error"):
+            fail(f"--axis, --tune and their flags are for transfer and transfer_error, not {probe}")
+        axes = axes_flags.parse(f, widths, depths, f.steps or 200, f.optimizer)
+    elif probe in ("transfer", "transfer_error"):
+        axes_flags.check_old_axis(f, widths, depths)
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
     dataset = load_dataset(dataset_name)
     if not user_model:
@@ -244,12 +252,19 @@ def run(probe: str, f) -> None:
     sweeps = ("transfer", "maxlr", "transfer_error")
     grid = len(lrs) or (10 if probe == "maxlr" else 19)
     members = seeds * grid if probe in sweeps else 1
+    batch_size = f.batch_size
+    if axes is not None:  # the grid, plus the proxy's value and corrected LRs at each target
+        per_seed = {"lr": grid, "weight_decay": 1, "both": grid}[axes.tune] * axes.grid_size
+        members = seeds * (per_seed + 2 + len(axes.corrections))
+        batch_size = max(p.batch_size for p in axes.points)
     outputs = f.outputs or dataset.num_classes
     blame = "seeds" if seeds > 1 or probe not in sweeps else "lrs"
     shape = dataset.input_shape
     steps = f.steps or (3 if probe == "coord" else 200)
-    check_cost(f.model, widths, depths, members, f.batch_size, steps, shape, outputs, blame)
-    check_fits(f.model, widths, depths, members, f.batch_size, shape, outputs, blame)
+    if axes is not None:  # the cost of the longest point, each at its own batch size
+        steps = max(p.steps * p.batch_size for p in axes.points) // batch_size
+    check_cost(f.model, widths, depths, members, batch_size, steps, shape, outputs, blame)
+    check_fits(f.model, widths, depths, members, batch_size, shape, outputs, blame)
     if user_model:
         from scaling.user_models import UserModel
 
@@ -284,6 +299,7 @@ def run(probe: str, f) -> None:
         out=f.out,
         log_mean=f.protocol == "jelassi",
         inputs=f.inputs,
+        axes=axes,
     )
     try:
         report = PROBES[probe](request)

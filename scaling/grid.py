@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
+import optax
 
 import rules
 import scaling_data as data
+from scaling.point import Schedule
 from scaling.setup import ProbeModel
 
 
@@ -22,6 +25,7 @@ class GridResult:
     test_accuracy: np.ndarray
     diverged: np.ndarray
     tail_loss: np.ndarray | None = None
+    test_loss: np.ndarray | None = None  # after the last step (+inf if diverged)
 
 
 def train_grid(
@@ -36,23 +40,30 @@ def train_grid(
     optimizer: str,
     score_examples: int = 2048,
     score: bool = True,
+    *,
+    schedule: Schedule | None = None,
+    weight_decays=None,
 ):
     """Every (seed, lr) pair trained for `steps` in one compiled program.
 
     `score=False` skips the evaluation passes (train loss on `score_examples`, test
-    accuracy; NaN then) for callers that read only `tail_loss`."""
+    accuracy and loss; NaN then) for callers that read only `tail_loss`. `schedule`: the
+    peak LR's factor per step (None: constant). `weight_decays`: one coupled decay per
+    entry of `lrs` (member j trains at (lrs[j], weight_decays[j]); injected like the LR,
+    so a grid of both compiles once); None: no decay, the optimizer as before."""
     from scaling_training import engine
     from scaling_training import members as member_runs
-    from scaling_training.optimizers import make_optimizer
 
     lrs = [float(lr) for lr in lrs]
     models = [spec.build(width, depth, seed) for seed in range(seeds)]
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
-    tx = make_optimizer(optimizer, lrs[0], rules.param_scales(models[0]))
+    tx = _optimizer(optimizer, lrs[0], rules.param_scales(models[0]), weight_decays)
+    if schedule is not None and not schedule.is_constant:
+        tx = optax.chain(tx, optax.scale_by_schedule(schedule.factor(steps)))
     members = member_runs.train_members(  # the last chunk is the last 10% of steps
         graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size,
-        max(1, steps // 10),
+        max(1, steps // 10), weight_decays=weight_decays,
     )  # fmt: skip
     params, rest, _ = members.state
     tail = np.asarray(members.last_losses).mean(-1)
@@ -63,8 +74,9 @@ def train_grid(
     evaluate = engine.make_evaluate(graphdef, member_axes=1)
     subset = slice(0, score_examples)
     train_loss, _ = evaluate(params, rest, dataset.x_train[subset], dataset.y_train[subset])
-    _, test_accuracy = evaluate(params, rest, dataset.x_test, dataset.y_test)
+    test_loss, test_accuracy = evaluate(params, rest, dataset.x_test, dataset.y_test)
     train_loss, test_accuracy = members.grid(train_loss), members.grid(test_accuracy)
+    test_loss = members.grid(test_loss)
     diverged = ~members.alive | ~np.isfinite(train_loss)
     return GridResult(
         lrs=lrs,
@@ -72,4 +84,15 @@ def train_grid(
         test_accuracy=np.where(diverged, 0.0, test_accuracy),
         diverged=diverged,
         tail_loss=np.where(diverged, np.inf, tail),
+        test_loss=np.where(diverged | ~np.isfinite(test_loss), np.inf, test_loss),
     )
+
+
+def _optimizer(name: str, lr: float, scales, weight_decays):
+    """The rule's optimizer with the LR injected, and the weight decay too when swept."""
+    from scaling_training.optimizers import make_optimizer
+
+    if weight_decays is None:
+        return make_optimizer(name, lr, scales)
+    factory = functools.partial(rules.scaled_optimizer, name, scales=scales, momentum=0.9)
+    return optax.inject_hyperparams(factory)(learning_rate=lr, weight_decay=weight_decays[0])

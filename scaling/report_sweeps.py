@@ -57,6 +57,10 @@ def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray,
 
 
 def run_transfer(req: Request) -> Report:
+    if req.axes is not None:
+        from scaling import report_axes
+
+        return report_axes.run(req, "transfer")
     axis, sizes, lrs, result = _lr_sweeps(req, "transfer", transfer.measure)
     entries = result["results"]
     law = transfer.exponent(sizes, lrs, [e["tail_loss"] for e in entries])
@@ -171,6 +175,10 @@ def run_maxlr(req: Request) -> Report:
 
 
 def run_transfer_error(req: Request) -> Report:
+    if req.axes is not None:
+        from scaling import report_axes
+
+        return report_axes.run(req, "transfer_error")
     axis, sizes, _, result = _lr_sweeps(req, "transfer_error", transfer_error.measure)
     proxy = result["proxy"]
     record = {"axis": axis, f"{axis}s": list(sizes), "steps": req.steps} | result

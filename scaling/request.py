@@ -37,6 +37,7 @@ class Request:
     out: str = ""
     log_mean: bool = False  # update: geometric seed means of eta* (Jelassi protocol)
     inputs: str = "synthetic"  # coord, update: "synthetic" or "data" (scaling/inputs.py)
+    axes: Any = None  # transfer(_error) along other axes: scaling.axes_flags.AxesRequest
 
     def lr_grid(self, fine: bool = False) -> np.ndarray:
         """--lrs, or log-spaced LRs suited to the optimizer family: 10 (maxlr's bracket), or

@@ -22,8 +22,9 @@ import scaling_data as data
 from scaling_training.engine import chunk_batches, chunk_lengths, make_step
 
 
-def set_lr(opt_state: Any, lr: float) -> Any:
-    """`opt_state` with the injected learning rate replaced by `lr`."""
+def set_lr(opt_state: Any, lr: float, weight_decay: float | None = None) -> Any:
+    """`opt_state` with the injected learning rate replaced by `lr` (and the injected
+    weight decay by `weight_decay`, when given)."""
 
     def is_inject(x):
         return isinstance(x, optax.InjectHyperparamsState | optax.InjectStatefulHyperparamsState)
@@ -33,6 +34,9 @@ def set_lr(opt_state: Any, lr: float) -> Any:
             return x
         hyperparams = dict(x.hyperparams)
         hyperparams["learning_rate"] = jnp.asarray(lr, hyperparams["learning_rate"].dtype)
+        if weight_decay is not None:
+            old = hyperparams["weight_decay"]
+            hyperparams["weight_decay"] = jnp.asarray(weight_decay, old.dtype)
         return x._replace(hyperparams=hyperparams)
 
     return jax.tree.map(replace, opt_state, is_leaf=is_inject)
@@ -110,14 +114,21 @@ class Members:
 
 
 def init_members(
-    optimizer: optax.GradientTransformation, splits: Sequence[tuple], lrs: Sequence[float]
+    optimizer: optax.GradientTransformation,
+    splits: Sequence[tuple],
+    lrs: Sequence[float],
+    weight_decays: Sequence[float] | None = None,
 ) -> tuple[Any, Any, Any]:
     """(params, rest, opt_state) stacked over members m = seed_i x L + lr_j, from one
-    (graphdef, params, rest) per seed."""
+    (graphdef, params, rest) per seed; member j's weight decay `weight_decays[j]` when
+    given (the optimizer must inject it)."""
+    decays = [None] * len(lrs) if weight_decays is None else [float(w) for w in weight_decays]
+    if len(decays) != len(lrs):
+        raise ValueError("one weight decay per learning rate")
     states = []
     for _, params, rest in splits:
         opt_state = optimizer.init(params)
-        states += [(params, rest, set_lr(opt_state, lr)) for lr in lrs]
+        states += [(params, rest, set_lr(opt_state, lr, wd)) for lr, wd in zip(lrs, decays)]
     return stack(states)
 
 
@@ -136,18 +147,20 @@ def train_members(
     augment: str = "none",
     compute_dtype=None,
     placement: MemberPlacement | None = None,
+    weight_decays: Sequence[float] | None = None,
 ) -> Members:
     """Train every (seed, lr) member from `splits` (one (graphdef, params, rest) per seed)
     for `steps`, in chunks ending every `log_every` steps.
 
     `on_chunk(step, alive[S, L], losses[S, L, K], seconds, length)` reports progress.
     `placement`: where members and batches live on a mesh (None: the default device).
+    `weight_decays`: one per LR (member (seed, j) decays with `weight_decays[j]`).
     """
     import time
 
     lrs, seeds = [float(lr) for lr in lrs], list(seeds)
     count = len(seeds) * len(lrs)
-    state = init_members(optimizer, splits, lrs)
+    state = init_members(optimizer, splits, lrs, weight_decays)
     alive, diverged_at = np.ones(count, bool), np.zeros(count, np.int32)
     seed_index = np.repeat(np.arange(len(seeds), dtype=np.int32), len(lrs))
     place = placement or MemberPlacement()
