@@ -16,7 +16,15 @@ TRANSFORMERS = ("lm", "vit")
 CONV_MODELS = {"cnn1d": 1, "cnn2d": 2, "resnet": 2}  # model -> spatial dimensions of its kernel
 # Copies of each parameter a step holds: the value, its gradient, the update, the
 # optimizer's moments (two for Adam, one for momentum and Lion, none for SGD).
-STATE_COPIES = {"sgd": 3, "momentum": 4, "lion": 4, "adam": 5, "adamw": 5, "muon": 5, "adafactor": 3}
+STATE_COPIES = {
+    "sgd": 3,
+    "momentum": 4,
+    "lion": 4,
+    "adam": 5,
+    "adamw": 5,
+    "muon": 5,
+    "adafactor": 3,
+}
 
 
 def estimate(
