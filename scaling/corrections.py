@@ -1,6 +1,6 @@
 """LR corrections for a target that trains longer or with another batch than its proxy.
 
-Measurement-side factors (the rules' transforms, when they exist, give the same numbers):
+The measurement's names for the run transforms of `rules.axes` (the factors are theirs):
 
 - `horizon:BETA`: lr x (S / S0)^-BETA (Bjorck et al. 2024 fit LR*(D) ~ D^-beta across
   token horizons, beta ~ 0.3 in several reports);
@@ -13,6 +13,8 @@ A list of them multiplies (each acts only on its own axis).
 from __future__ import annotations
 
 import dataclasses
+
+from rules import axes
 
 KINDS = ("horizon", "batch")
 BATCH_POWERS = {"sqrt": 0.5, "linear": 1.0}
@@ -31,10 +33,15 @@ class Correction:
         return f"batch:{named.get(self.power, f'{self.power:g}')}"
 
     def factor(self, proxy, target) -> float:
-        """The LR multiplier from `proxy` to `target` (GridPoints)."""
-        if self.kind == "horizon":
-            return (target.steps / proxy.steps) ** -self.power
-        return (target.batch_size / proxy.batch_size) ** self.power
+        """The LR multiplier from `proxy` to `target` (GridPoints), by `rules.axes`."""
+        transform = (axes.horizon_lr if self.kind == "horizon" else axes.batch_lr)(self.power)
+        shape = axes.RunShape(
+            steps=target.steps,
+            batch_size=target.batch_size,
+            base_steps=proxy.steps,
+            base_batch_size=proxy.batch_size,
+        )
+        return transform(shape, axes.RunScales()).lr
 
 
 def parse(text: str) -> Correction:
