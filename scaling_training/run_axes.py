@@ -103,6 +103,25 @@ def validate_axes(config) -> None:
             raise ConfigError("decay_timescale", "needs --base_steps or --base_batch_size")
         if config.weight_decay_value == 0:
             raise ConfigError("decay_timescale", "there is no weight decay (--weight_decay=0)")
+    _check_derived(config)
+
+
+def _check_derived(config) -> None:
+    """The derived multipliers must be positive and finite (a huge --horizon_beta overflows
+    or rounds the LR to 0): refused here, before the run trains at a useless LR."""
+    try:
+        scales = run_scales(config)
+    except OverflowError:
+        scales = None
+    flag = "horizon_beta" if config.horizon_beta else "batch_lr_scaling"
+    for name in ("lr", "weight_decay"):
+        value = None if scales is None else getattr(scales, name)
+        if value is None or not 1e-30 < value < 1e30:
+            raise ConfigError(
+                flag,
+                f"the derived {name} factor is {value if value is not None else 'out of range'}"
+                " (must be within 1e-30..1e30); use a smaller exponent",
+            )
 
 
 def _choose(flag: str, value: str, choices) -> None:

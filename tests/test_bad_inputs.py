@@ -185,6 +185,14 @@ TRAIN_CASES = [
     ("bad_integer", ["--steps=ten"], "--steps", 2),
     ("positional_argument", ["extra"], "unexpected", 2),
     ("horizon_without_base_steps", ["--horizon_beta=0.3"], "--horizon_beta", 2),
+    # a huge exponent rounds the derived LR to 0 (longer run) or overflows (shorter run)
+    ("horizon_lr_to_zero", ["--horizon_beta=1e308", "--base_steps=1"], "--horizon_beta", 2),
+    (
+        "horizon_lr_overflow",
+        ["--horizon_beta=1e308", "--base_steps=100000"],
+        "--horizon_beta",
+        2,
+    ),
     ("weight_decay_mode_unknown", ["--weight_decay_mode=lr"], "--weight_decay_mode", 2),
     ("transfer_from_empty_folder", ["--transfer_from={empty}"], "--transfer_from", 2),
     ("transfer_from_a_file", ["--transfer_from={file}"], "--transfer_from", 2),
