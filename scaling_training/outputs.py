@@ -58,6 +58,17 @@ def _head(path: str, limit: int) -> bytes:
         return f.read(limit)
 
 
+def is_record(record) -> bool:
+    """Whether a parsed metrics.jsonl line is one of ours: an object with an integer step
+    >= 1 and numbers, booleans or nulls for values."""
+    return (
+        isinstance(record, dict)
+        and type(record.get("step")) is int
+        and record["step"] >= 1
+        and all(v is None or type(v) in (int, float, bool) for v in record.values())
+    )
+
+
 def is_ours(path: str) -> bool:
     """Whether `path` (one of OUTPUT_FILES) looks like what a run writes there: the JSON of
     config.json, summary.json and sweep.json, metrics records, PNG plots, folders."""
@@ -71,8 +82,6 @@ def is_ours(path: str) -> bool:
             return _head(path, 8) == b"\x89PNG\r\n\x1a\n"
         if name == "metrics.jsonl":
             first = _head(path, 1 << 16).split(b"\n", 1)[0]
-            from scaling_training.progress import is_record
-
             return not first.strip() or is_record(json.loads(first))
         record = json.loads(_head(path, 1 << 26))
     except (OSError, ValueError):

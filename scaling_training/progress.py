@@ -94,17 +94,6 @@ def plot_metrics(metrics_path: str, png_path: str) -> None:
         os.replace(tmp, png_path)
 
 
-def is_record(record) -> bool:
-    """Whether a parsed metrics.jsonl line is one of ours: an object with an integer step
-    >= 1 and numbers, booleans or nulls for values."""
-    return (
-        isinstance(record, dict)
-        and type(record.get("step")) is int
-        and record["step"] >= 1
-        and all(v is None or type(v) in (int, float, bool) for v in record.values())
-    )
-
-
 def truncate_metrics(path: str, last_step: int) -> int:
     """Keep the records of steps <= last_step (a resumed run rewrites the rest), atomically.
     metrics.jsonl is read back as untrusted input: a line that is not one of our records
@@ -122,7 +111,7 @@ def truncate_metrics(path: str, last_step: int) -> int:
                 record = json.loads(line)
             except ValueError:  # a line cut short by a kill, or not text at all
                 record = None
-            if not is_record(record):
+            if not outputs.is_record(record):
                 dropped += bool(line.strip())
             elif record["step"] <= last_step:
                 kept.append(json.dumps(record, sort_keys=True) + "\n")
