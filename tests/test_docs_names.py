@@ -21,12 +21,14 @@ Each backticked span `s` in a row is checked by the first of these patterns it m
    or packages (`rules/optim.py`, `scaling_data/`). In the other cells, every identifier
    that looks like a code name (it has a `_` or a capital letter, or a call follows:
    `scale_by_tree`, `Parametrization`, `optimizer(name, lr, source)`) must be an attribute
-   of one of the row's modules or of a class named before it in the row (`Parametrization`
-   (..., `describe`)); a dotted span whose first part is such an attribute (`Rule.requires`)
-   must resolve on it. Plain lowercase words (`sgd`, `mnist`, `depth`, `record`) are too
-   often values (optimizer, dataset, field names) and are not checked. Scripts
-   (`train.py`, `__main__.py`, files outside the packages) are read, not imported (the two
-   CLIs' absl flags would clash): their attributes are the names bound at their top.
+   of one of the row's modules, of a class named before it in the row (`Parametrization`
+   (..., `describe`)), of a class the module defines (a field: `tail_loss`), or a parameter
+   of a function or class the module defines (a keyword: `weight_decays`); a dotted span
+   whose first part is such an attribute (`Rule.requires`) must resolve on it. Plain
+   lowercase words (`sgd`, `mnist`, `depth`, `record`) are too often values (optimizer,
+   dataset, axis names) and are not checked. Scripts (`train.py`, `__main__.py`, files
+   outside the packages) are read, not imported (the two CLIs' absl flags would clash):
+   their attributes are the names bound at their top.
    Spans that are not Python names (`--flag`, `init="keep"`, `x [N, T]`) match none of the
    patterns; another library's name is written with its module (`nnx.split_rngs`).
 
@@ -36,8 +38,10 @@ Importing the package modules costs a few seconds (jax, flax, optax); nothing el
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
+import inspect
 import os
 import re
 
@@ -173,6 +177,23 @@ def module_object(path: str, dotted: str) -> object:
     return obj
 
 
+@functools.cache
+def members_and_parameters(path: str) -> frozenset[str]:
+    """Attributes of the classes a module defines and parameters of its functions/classes."""
+    if is_script(path):
+        return frozenset()
+    module = importlib.import_module(module_name(path))
+    names = set()
+    for obj in vars(module).values():
+        if getattr(obj, "__module__", None) != module.__name__ or not callable(obj):
+            continue
+        if isinstance(obj, type):
+            names |= set(dir(obj)) | set(getattr(obj, "__dataclass_fields__", ()))
+        with contextlib.suppress(TypeError, ValueError):  # some builtins have no signature
+            names |= set(inspect.signature(obj).parameters)
+    return frozenset(names)
+
+
 def looks_like_code(name: str, call: bool) -> bool:
     return call or "_" in name or name != name.lower()
 
@@ -219,12 +240,11 @@ def problems_in_row(number: int, cells: list[str]) -> list[str]:
             if "." not in dotted and not looks_like_code(dotted, call):
                 continue
             objects = [module_object(p, dotted) for p in modules]
-            owner = (
-                next((c for c in classes if hasattr(c, dotted)), None)
-                if "." not in dotted
-                else None
+            known = "." not in dotted and (
+                any(hasattr(c, dotted) for c in classes)
+                or any(dotted in members_and_parameters(p) for p in modules)
             )
-            if all(o is MISSING for o in objects) and owner is None:
+            if all(o is MISSING for o in objects) and not known:
                 found.append(f"{where}: `{dotted}` is not an attribute of {', '.join(modules)}")
             classes += [o for o in objects if isinstance(o, type)]
     return found
@@ -246,7 +266,8 @@ def test_workspace_tables_name_existing_code():
         ("| `rules/optim.py` | `no_such_thing` | - |", ["`no_such_thing` is not an attribute"]),
         ("| `rules/optim.py` | `NoSuch`, `nosuch()`, `sgd`, `record` | - |", ["NoSuch", "nosuch"]),
         ("| `rules/foreign.py` | `Parametrization` (`describe`, `logit_scale`) | - |", []),
-        ("| `rules/foreign.py` | `logit_scale` before `Parametrization` | - |", ["logit_scale"]),
+        ("| `rules/foreign.py` | `Parametrization` (`no_such_property`) | - |", ["no_such_prop"]),
+        ("| `scaling/grid.py` | `tail_loss`, `spec`, `no_field` | - |", ["no_field"]),
         ("| `rules/optim.py` | `Rule.requires`, `nnx.scan`, `--lr`, `a b` | - |", []),
         ("| x | `rules.optimizer`, `scaling.optimum.find_optimum` | - |", ["find_optimum"]),
         ("| x | `engine.make_evaluate`, `transfer.measure`, `data.load` | - |", []),
