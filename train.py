@@ -52,7 +52,7 @@ HELP = {
     "workdir": "output folder; empty = runs/<model>_<rule>_w<width>_d<depth>_s<seed>",
     "eval_every": "evaluate on the test split every this many steps (and at the end)",
     "log_every": "print progress every this many steps",
-    # scale (issue 5)
+    # scale: devices, checkpoints, sweeps, data, outputs
     "mesh": "device mesh like data:8 or data:4,model:2; sweeps: members:8 (runs split over "
     "devices) or members:4,data:2; empty = every device on data",
     "fsdp": "shard parameters and optimizer state over the data axis (FSDP) instead of copying",
@@ -66,7 +66,7 @@ HELP = {
     "coordinator_address": "multi-host: host:port of process 0 (with --num_processes)",
     "num_processes": "multi-host: number of processes in the run",
     "process_id": "multi-host: this process's index, 0 .. num_processes-1",
-    # training features (issue 10)
+    # training features: schedule, clipping, dtype, augmentation
     "schedule": "lr schedule on the global lr (peak --lr, or each of --lrs): constant, cosine "
     "and linear (decay to 0 at --steps), rsqrt (1/sqrt(1 + t/warmup)); per-layer rule "
     "multipliers keep their ratios",

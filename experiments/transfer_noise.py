@@ -1,10 +1,10 @@
-"""How noisy is the `transfer` probe's optimum, and what resolves it? (issue 13, item 5)
+"""How noisy is the `transfer` probe's optimum, and what resolves it?
 
     python experiments/transfer_noise.py runs/i13/sgd_sp/transfer.json [more.json ...]
 
 Re-analyses a finished `python -m scaling transfer` run (no training) with:
   old:     each seed's argmin of the final train loss (one iterate, 2048 examples) refined
-           by a parabola in ln LR, arithmetic mean over seeds (the probe before issue 13);
+           by a parabola in ln LR, arithmetic mean over seeds (the probe before the loss tail);
   tail:    the probe now: seed-mean curve of the loss averaged over the last 10% of steps;
   tail/2:  the same on every other LR of the grid (twice the spacing);
   tail kS: the same with the first k seeds only.

@@ -1,4 +1,4 @@
-"""Learning-rate transfer of a user's own GPT under the README recipe, init kept (issue 25).
+"""Learning-rate transfer of a user's own GPT under the README recipe, init kept.
 
     nice python experiments/user_gpt_transfer.py --widths=64,512 --seeds=2 --steps=100 \
         --out=runs/transfer/user_gpt

@@ -85,7 +85,7 @@ class TrainConfig:
     workdir: str = ""  # "": runs/<model>_<rule>_w<width>_d<depth>_s<seed>
     eval_every: int = 500
     log_every: int = 100
-    # --- scale (issue 5): devices, checkpoints, sweeps, data, outputs ---
+    # --- scale: devices, checkpoints, sweeps, data, outputs ---
     mesh: str = ""  # "": every device on the data axis
     fsdp: bool = False
     checkpoint_every: int = 1000  # 0: no checkpoints
@@ -99,13 +99,13 @@ class TrainConfig:
     num_processes: int = 1
     process_id: int = 0
     connect_timeout: int = 120  # multi-host: seconds to wait for every process to join
-    # --- training features (issue 10) ---
+    # --- training features: schedule, clipping, dtype, augmentation ---
     schedule: str = "constant"  # lr schedule on the global (peak) lr: SCHEDULES
     warmup_steps: int = 0  # linear warm-up to the peak lr over this many steps
     clip_norm: float = 0.0  # > 0: clip the gradients' global norm before the optimizer
     dtype: str = "float32"  # compute dtype of forward and backward passes
     augment: str = "auto"  # "auto": crop_flip for natural images (cifar), none otherwise
-    # --- transformers (issue 12): lm, vit ---
+    # --- transformers: lm, vit ---
     heads: int = 4
     head_dim: int = 0  # > 0: fixed head size (heads grow with width) instead of fixed heads
     mlp_ratio: int = 4
@@ -114,7 +114,7 @@ class TrainConfig:
     pooling: str = "cls"
     patch_size: int = 0
     seq_len: int = 64  # text sets: tokens per training window
-    # --- run axes (issue 21): length, batch, weight decay; help and checks: run_axes.py ---
+    # --- run axes: length, batch, weight decay; help and checks: run_axes.py ---
     base_steps: int = 0  # 0: --steps (the length the LR was tuned at)
     base_batch_size: int = 0  # 0: --batch_size
     horizon_beta: float = 0.0  # lr x (steps / base_steps)^-beta

@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 24): planted links and special files, damaged checkpoints, model x
+"""Hostile inputs: planted links and special files, damaged checkpoints, model x
 dataset pairs, garbled files read back on resume. Each case asserts its status, one line on
 stderr and no traceback, the workdir byte-identical to before (links hashed as links), and
 nothing outside it changed (a sibling folder holding every link's target, hashed before and

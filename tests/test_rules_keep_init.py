@@ -1,4 +1,4 @@
-"""`rules.parametrize` keeps the author's own init (issue 25), on models written as Flax
+"""`rules.parametrize` keeps the author's own init, on models written as Flax
 projects write them (tests/flax_style_models.py): bit for bit at the base width; at 4x each
 parameter's RMS is the author's base RMS times the rule's factor for its role; zeros stay
 zeros; zero readout / zero query on request; a model without rule metadata is refused by

@@ -34,7 +34,7 @@ def layer(role, width, optimizer, depth=4, base_depth=4):
 
 
 def expected(rule, role, width, optimizer, depth=4, base_depth=4):
-    """(init_std, multiplier, lr) from the tables in DESIGN.md / Tensor Programs V table 3."""
+    """(init_std, multiplier, lr) from Tensor Programs V, table 3 (rules/library.py)."""
     n = width / BASE
     fan_in = {"input": D_IN, "hidden": width, "output": width, "bias": 1}[role]
     gain = 1.0 if role == "input" else G

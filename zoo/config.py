@@ -28,7 +28,7 @@ class ModelConfig:
     activation: str = "relu"
     use_bias: bool = True
     optimizer: str = "adam"  # optimizer family the rule scales LRs for: "sgd" or "adam"
-    normalization: str = "none"  # "none", "batch" or "layer" (over channels / features)
+    normalization: str = "none"  # NORMALIZATIONS: "none", "batch", "layer" or "rms" (no bias)
     dropout: float = 0.0  # rate, after activations (inside residual branches for ResNets)
     kernel_size: int = 3  # convolutions: kernel extent along every spatial axis
     padding: str = "SAME"  # convolutions: "SAME" (zeros) or "CIRCULAR"
