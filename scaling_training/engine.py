@@ -118,6 +118,17 @@ def chunk_lengths(steps: int, *every: int, start: int = 0) -> list[int]:
     return [end - begin for begin, end in zip([start] + ends[:-1], ends)]
 
 
+HOST_CHUNK_BYTES = 256 * 2**20  # at most this much of one chunk's batches held on the host
+
+
+def host_chunk_steps(dataset: data.Dataset, batch_size: int, members: int = 1) -> int:
+    """Steps per chunk at which its host batches (every member's) stay under
+    HOST_CHUNK_BYTES, at least 1: a chunk boundary every this many steps, so that a large
+    --log_every or --steps never gathers more batches than the host can hold."""
+    per_step = members * batch_size * (dataset.x_train[0].nbytes + dataset.y_train[0].nbytes)
+    return max(1, HOST_CHUNK_BYTES // max(per_step, 1))
+
+
 def chunk_batches(
     dataset: data.Dataset,
     batch_size: int,

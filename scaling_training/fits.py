@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from scaling_training.config import TrainConfig, model_default, sweep_lrs
 from scaling_training.errors import ConfigError
-from scaling_training.sizes import BYTES, CONV_MODELS, STATE_COPIES, available_bytes, estimate, gib
+from scaling_training.sizes import (
+    BYTES,
+    CONV_MODELS,
+    STATE_COPIES,
+    TRANSFORMERS,
+    available_bytes,
+    estimate,
+    gib,
+)
 
 
 def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> int:
-    settings = {k: getattr(config, k) for k in ("width", "depth", "batch_size")} | override
+    names = ("width", "depth", "batch_size", "mlp_ratio", "seq_len")
+    settings = {k: getattr(config, k) for k in names} | override
+    if config.model == "lm":  # its input is one window of --seq_len tokens
+        input_shape = (settings["seq_len"],)
     params, activations = estimate(
         config.model,
         settings["width"],
@@ -18,10 +29,17 @@ def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> i
         config.kernel_size,
         tuple(input_shape),
         num_classes,
+        heads=attention_heads(config),
+        mlp_ratio=settings["mlp_ratio"],
     )
     members = len(sweep_lrs(config)) * config.seeds or 1
     copies = STATE_COPIES.get(config.optimizer, 5)
     return members * BYTES * (copies * params + 2 * activations)
+
+
+def attention_heads(config: TrainConfig) -> int:
+    """The transformers' heads: --heads, or width / --head_dim with a fixed head size."""
+    return max(1, config.width // config.head_dim) if config.head_dim else config.heads
 
 
 def check_fits(
@@ -45,6 +63,8 @@ def check_fits(
         "depth": model_default(config.model, "depth"),
         "batch_size": 128,
     }
+    if config.model in TRANSFORMERS:
+        defaults |= {"mlp_ratio": 4} | ({"seq_len": 64} if config.model == "lm" else {})
     saved = {
         flag: need - needed_bytes(config, input_shape, num_classes, **{flag: value})
         for flag, value in defaults.items()

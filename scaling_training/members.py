@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 import scaling_data as data
-from scaling_training.engine import chunk_batches, chunk_lengths, make_step
+from scaling_training.engine import chunk_batches, chunk_lengths, host_chunk_steps, make_step
 
 
 def set_lr(opt_state: Any, lr: float, weight_decay: float | None = None) -> Any:
@@ -170,7 +170,8 @@ def train_members(
     )
     result = Members(lrs, seeds, state, alive, diverged_at, np.zeros((len(seeds), len(lrs), 0)))
     step = 0
-    for length in chunk_lengths(steps, log_every):
+    cap = host_chunk_steps(dataset, batch_size, len(seeds))  # batches are per seed
+    for length in chunk_lengths(steps, log_every, cap):
         chunk_start = time.perf_counter()
         batches = [chunk_batches(dataset, batch_size, length, s, step, augment) for s in seeds]
         x_batches, y_batches = (

@@ -132,7 +132,12 @@ def train_chunks(config, dataset, setup: Setup, state, step, checkpoints, write,
     columns = plan.local_batch_slice(config.batch_size)
     start, test = time.perf_counter(), {}
     lengths = engine.chunk_lengths(
-        config.steps, config.log_every, config.eval_every, config.checkpoint_every, start=step
+        config.steps,
+        config.log_every,
+        config.eval_every,
+        config.checkpoint_every,
+        engine.host_chunk_steps(dataset, config.batch_size),
+        start=step,
     )
     for length in lengths:
         chunk_start = time.perf_counter()

@@ -35,9 +35,13 @@ def estimate(
     kernel_size: int,
     input_shape: tuple[int, ...],
     num_classes: int,
+    *,
+    heads: int = 1,
+    mlp_ratio: int = 1,
 ) -> tuple[int, int]:
     """(parameters, activation values of one step) of a zoo model; unknown families are
-    counted as an MLP of the same width and depth (a lower bound for any dense model)."""
+    counted as an MLP of the same width and depth (a lower bound for any dense model).
+    `heads`, `mlp_ratio`: the transformers' (their defaults 1 keep the bound a lower one)."""
     inputs = math.prod(input_shape)
     if model in CONV_MODELS:
         dims = CONV_MODELS[model]
@@ -55,12 +59,15 @@ def estimate(
             params += width * num_classes
             per_example = depth * spatial * width * (volume + 3)  # im2col patches, pre/post
     elif model in TRANSFORMERS:
-        # Per block at least q, k, v, out (4 w^2) and an MLP of ratio >= 1 (2 w^2); tokens:
-        # the window of an lm, at least one patch of a vit (the patch grid is not known here).
+        # Per block q, k, v, out (4 w^2) and the MLP (2 ratio w^2); tokens: the window of an
+        # lm, at least one patch of a vit (the patch grid is not known here). The backward
+        # pass keeps each block's attention weights, heads x tokens^2 per example (XLA's
+        # attention on CPU materialises them; a fused GPU kernel keeps less).
         tokens = input_shape[0] if model == "lm" else 1
         embedding = num_classes * width if model == "lm" else inputs * width
-        params = depth * 6 * width**2 + embedding + width * num_classes
-        per_example = depth * tokens * 6 * width
+        params = depth * (4 + 2 * mlp_ratio) * width**2 + embedding + width * num_classes
+        per_token = (6 + 2 * mlp_ratio) * width + heads * tokens
+        per_example = depth * tokens * per_token
     else:
         per_block = 2 * width**2 if model == "resmlp" else width**2
         blocks = depth if model == "resmlp" else depth - 1

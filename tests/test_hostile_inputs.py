@@ -645,3 +645,57 @@ def test_unreadable_prepared_data_is_a_data_dir_error(monkeypatch):
     with pytest.raises(ConfigError, match="--data_dir: cannot read or prepare digits") as e:
         load_dataset(config)
     assert "\n" not in str(e.value) and "more" not in str(e.value)  # its first line only
+
+
+# -- memory: what grows with a flag is counted, and a chunk's host batches are capped ----------
+
+
+def test_the_estimate_counts_attention_and_the_mlp_ratio():
+    from scaling_training.sizes import estimate
+
+    def lm(seq_len, **kw):
+        return estimate("lm", 128, 2, 8, 3, (seq_len,), 256, **kw)
+
+    params, short = lm(64, heads=4, mlp_ratio=4)
+    _, long = lm(4096, heads=4, mlp_ratio=4)
+    # attention weights: heads x tokens^2 per block and example, so 64x the window is
+    # more than 64x the activations (the quadratic term) ...
+    assert long > 64 * short
+    assert long >= 2 * 8 * 4 * 4096**2
+    # ... and the MLP's ratio counts in the parameters (q, k, v, out + 2 x ratio x w^2)
+    wider, _ = lm(64, heads=4, mlp_ratio=8)
+    assert wider - params == 2 * 4 * 2 * 128**2
+
+
+def test_an_lm_whose_attention_cannot_fit_is_refused_before_anything_moves(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "keep.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in workdir.iterdir()}
+    # ~0.5 TiB of attention weights (64 heads x 4096^2 per block and window): past any host
+    cases = [
+        (["--seq_len=4096", "--heads=64"], "--seq_len"),
+        (["--mlp_ratio=1000000"], "--mlp_ratio"),
+    ]
+    for flags, blamed in cases:
+        command = [sys.executable, "train.py", "--model=lm", *flags, f"--workdir={workdir}"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and blamed in result.stderr, result.stderr
+        assert {p.name: p.read_bytes() for p in workdir.iterdir()} == before
+
+
+def test_a_chunk_never_holds_more_host_batches_than_the_cap():
+    import numpy as np
+
+    from scaling_data.dataset import make_dataset
+    from scaling_training import engine
+
+    x = np.zeros((16, 1024, 1024), np.float32)  # 4 MiB an example
+    dataset = make_dataset("big", x, np.zeros(16, np.int32), x[:2], np.zeros(2, np.int32), 2)
+    cap = engine.host_chunk_steps(dataset, batch_size=8)
+    per_step = 8 * (x[0].nbytes + 4)  # a batch of 8 examples and their int32 labels
+    assert cap * per_step <= engine.HOST_CHUNK_BYTES < (cap + 1) * per_step
+    assert engine.host_chunk_steps(dataset, batch_size=8, members=100) == 1
+    lengths = engine.chunk_lengths(100_000, 100_000, cap)
+    assert sum(lengths) == 100_000 and max(lengths) == cap
