@@ -21,6 +21,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
+import threading
 from typing import Any
 
 import jax
@@ -152,6 +154,7 @@ class Checkpoints:
 
         # orbax's threads log a failed write (a full disk) with tracebacks before the error
         # reaches us; the WriteError below is the one line the user sees
+        hooks = _quiet_thread_errors()
         with deferred(), _quiet_absl():  # a signal waits for the checkpoint and its manifest
             try:
                 self._manager.save(
@@ -165,7 +168,9 @@ class Checkpoints:
                 self._manager.wait_until_finished()
                 write_manifest(self.step_dir(step))
             except Exception as e:  # orbax wraps OSError in several types
+                # the run ends now: its I/O threads' late errors stay quiet to the exit
                 raise WriteError(self.step_dir(step), e) from None
+            sys.excepthook, threading.excepthook = hooks
 
     def close(self) -> None:
         self._manager.close()
@@ -177,6 +182,16 @@ class Checkpoints:
             f"checkpoint of step {step} ({self.step_dir(step)}) is unreadable ({reason}); "
             "move it away to resume from an earlier one, or use another --workdir",
         )
+
+
+def _quiet_thread_errors() -> tuple:
+    """Silence the tracebacks that orbax's and tensorstore's I/O threads print through the
+    except hooks when a write fails (asyncio's "Event loop is closed", one per pending
+    write, before and after the error reaches us); returns the hooks to put back."""
+    hooks = sys.excepthook, threading.excepthook
+    sys.excepthook = lambda *args: None
+    threading.excepthook = lambda args: None
+    return hooks
 
 
 @contextlib.contextmanager

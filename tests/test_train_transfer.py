@@ -1,20 +1,22 @@
 """train.py's run-axes flags and `--transfer_from`: tune a tiny proxy, train a target from it.
 
-Everything runs in this process (train.py's own `main`, absl flags reset between calls):
-one proxy sweep, a few tiny runs, and refusals that stop before any training.
+Everything runs in this process (train.py's own `main`, its absl flags defined for each
+call and removed after it): one proxy sweep, a few tiny runs, and refusals that stop before
+any training.
 """
 
 import contextlib
+import importlib
 import io
 import json
 import math
 import os
 import shutil
+import sys
 
 import pytest
 from absl import flags
 
-import train as cli
 from scaling_training import run_axes
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
@@ -37,17 +39,49 @@ PROXY = dict(
 )
 
 
+# The probe CLI defines flags of the same names (--model, --schedule, ...) in this process
+# when a test file of the same pytest worker runs `python -m scaling` in-process.
+PROBE_FLAG_MODULES = ("scaling.__main__", "scaling.axes_flags")
+
+
+@contextlib.contextmanager
+def train_cli():
+    """train.py imported with its flags, the probe CLI's set aside meanwhile; afterwards
+    train's flags are removed and the probe CLI's put back."""
+    aside = [(m, f) for m in PROBE_FLAG_MODULES for f in _defined(m)]
+    for _, flag in aside:
+        delattr(flags.FLAGS, flag.name)
+    sys.modules.pop("train", None)
+    try:
+        yield importlib.import_module("train")
+    finally:
+        for flag in _defined("train"):
+            delattr(flags.FLAGS, flag.name)
+        sys.modules.pop("train", None)
+        for module, flag in aside:
+            flags.FLAGS[flag.name] = flag
+            flags.FLAGS.register_flag_by_module(module, flag)
+
+
+def _defined(module: str) -> list:
+    """The flags `module` defined that are registered now (absl's by-module lists keep
+    deleted ones)."""
+    listed = flags.FLAGS.flags_by_module_dict().get(module, [])
+    now = {f.name: f for f in listed if f.name in flags.FLAGS and flags.FLAGS[f.name] is f}
+    return list(now.values())
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """(status, stdout, stderr) of `train.py args` run in this process."""
     out, err = io.StringIO(), io.StringIO()
     status = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with train_cli() as cli, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             flags.FLAGS.unparse_flags()
             cli.main(cli.parse_flags(["train.py", *args]))
         except SystemExit as e:
             status = e.code
-    flags.FLAGS.unparse_flags()
+        flags.FLAGS.unparse_flags()
     return status, out.getvalue(), err.getvalue()
 
 
