@@ -14,6 +14,18 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "scripts", "run_cli_cases.py")
 
+# `python -c LIMITED BYTES FLAGS...`: train.py under a file-size limit, set in the child itself
+# (no preexec_fn: forking a process that has JAX's threads can deadlock). SIGXFSZ ignored:
+# writes past the limit raise EFBIG, as on a full disk.
+LIMITED = (
+    "import resource, runpy, signal, sys\n"
+    "limit = int(sys.argv.pop(1))\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+    "sys.argv[0] = 'train.py'\n"
+    "runpy.run_path('train.py', run_name='__main__')\n"
+)
+
 
 def run_cases(cli: str, cases: dict, folder: pathlib.Path) -> dict:
     """`cases`: id -> (args, watched path); `cli`: "train" or "scaling". Returns id ->

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_cases import LIMITED
 
 from scaling_training import checkpoint as ck
 from scaling_training import pairs
@@ -564,15 +565,6 @@ def test_a_fifo_in_the_data_cache_never_blocks(tmp_path, monkeypatch):
 
 
 # -- real processes: signals, a full disk, a missing backend -----------------------------
-
-LIMITED = (
-    "import resource, runpy, signal, sys\n"
-    "limit = int(sys.argv.pop(1))\n"
-    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
-    "sys.argv[0] = 'train.py'\n"
-    "runpy.run_path('train.py', run_name='__main__')\n"
-)
 
 
 def _one_line(proc, status: int, *texts: str) -> str:

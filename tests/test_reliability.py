@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from cli_cases import LIMITED
 
 from scaling_training import outputs
 from scaling_training import workdir as workdir_lock
@@ -109,18 +110,6 @@ def test_torn_tail_is_dropped_on_opening(tmp_path):
     path.write_text('{"step": 1, "tra')  # no whole line at all
     assert outputs.drop_torn_tail(str(path)) == len('{"step": 1, "tra')
     assert path.read_text() == ""
-
-
-# train.py under a file-size limit, set in the child itself (no preexec_fn: forking a
-# process that has JAX's threads can deadlock). SIGXFSZ ignored: writes past it raise EFBIG.
-LIMITED = (
-    "import resource, runpy, signal, sys\n"
-    "limit = int(sys.argv.pop(1))\n"
-    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
-    "sys.argv[0] = 'train.py'\n"
-    "runpy.run_path('train.py', run_name='__main__')\n"
-)
 
 
 def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
