@@ -22,11 +22,10 @@ import math
 import common
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 from optax.contrib import MuonDimensionNumbers, scale_by_muon
-from rule_overhead import LR, PlainLM, PlainMLP, plain_chunk, runner
+from rule_overhead import LR, PlainLM, PlainMLP, runner, side_by_side
 
 import rules
 import zoo
@@ -54,23 +53,8 @@ def muon_by_hand(params: dict, n: float, base: float) -> optax.GradientTransform
 
 def sides(ours, plain, n, base, xs, ys, copy_params=False):
     """Timed chunks of our Muon step and of the hand-written one."""
-    graphdef, params, rest = split_model(ours)
-    tx = make_optimizer("muon", LR, rules.param_scales(ours))
-    our_chunk = make_train_chunk(graphdef, tx)
-    p_graphdef, p_params, p_rest = split_model(plain)
-    if copy_params:
-        p_params = jax.tree.map(lambda a: a, params)
-    p_tx = muon_by_hand(p_params, n, base)
-    p_chunk = plain_chunk(p_graphdef, p_tx)
-    if copy_params:  # same start, same math -> same losses
-        ours_losses = our_chunk(params, rest, tx.init(params), xs, ys)[3]
-        plain_losses = p_chunk(p_params, p_rest, p_tx.init(p_params), xs, ys)[1]
-        np.testing.assert_allclose(ours_losses, plain_losses, rtol=2e-4, atol=2e-5)
-    fns = {
-        "ours": runner(our_chunk, params, rest, tx.init(params), xs, ys),
-        "hand": runner(p_chunk, p_params, p_rest, p_tx.init(p_params), xs, ys),
-    }
-    return fns
+    hand_tx = lambda p_params: muon_by_hand(p_params, n, base)  # noqa: E731
+    return side_by_side(ours, plain, "muon", hand_tx, xs, ys, copy_params, plain_name="hand")
 
 
 def adam_runner(name, config, xs, ys):

@@ -206,25 +206,34 @@ def runner(chunk, params, rest, opt_state, xs, ys):
     return run
 
 
-def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, repeats: int,
-            copy_params: bool = False, judged: bool = True) -> dict[str, float]:  # fmt: skip
-    """Print the row; return the median seconds per step of each side ("ours", "plain")."""
+def side_by_side(ours: nnx.Module, plain: nnx.Module, optimizer: str, hand_tx, xs, ys,
+                 copy_params: bool = False, plain_name: str = "plain") -> dict:  # fmt: skip
+    """Compiled runners of our `optimizer` step ("ours") and of the plain model's hand-written
+    one (`hand_tx(plain params)`); with `copy_params` both start from our params and must
+    reach the same losses first."""
     graphdef, params, rest = split_model(ours)
-    tx = make_optimizer("adam", LR, rules.param_scales(ours))
+    tx = make_optimizer(optimizer, LR, rules.param_scales(ours))
     our_chunk = make_train_chunk(graphdef, tx)
     p_graphdef, p_params, p_rest = split_model(plain)
     if copy_params:
         p_params = jax.tree.map(lambda a: a, params)
-    p_tx = mup_adam_by_hand(p_params, n)
+    p_tx = hand_tx(p_params)
     p_chunk = plain_chunk(p_graphdef, p_tx)
     if copy_params:  # same start, same math -> same losses
         ours_losses = our_chunk(params, rest, tx.init(params), xs, ys)[3]
         plain_losses = p_chunk(p_params, p_rest, p_tx.init(p_params), xs, ys)[1]
         np.testing.assert_allclose(ours_losses, plain_losses, rtol=2e-4, atol=2e-5)
-    fns = {
+    return {
         "ours": runner(our_chunk, params, rest, tx.init(params), xs, ys),
-        "plain": runner(p_chunk, p_params, p_rest, p_tx.init(p_params), xs, ys),
+        plain_name: runner(p_chunk, p_params, p_rest, p_tx.init(p_params), xs, ys),
     }
+
+
+def measure(label: str, ours: nnx.Module, plain: nnx.Module, n: float, xs, ys, repeats: int,
+            copy_params: bool = False, judged: bool = True) -> dict[str, float]:  # fmt: skip
+    """Print the row; return the median seconds per step of each side ("ours", "plain")."""
+    hand_tx = lambda p_params: mup_adam_by_hand(p_params, n)  # noqa: E731
+    fns = side_by_side(ours, plain, "adam", hand_tx, xs, ys, copy_params)
     t = common.interleaved(fns, repeats)
     steps = xs.shape[0]
     ratio = t["ours"] / t["plain"]
