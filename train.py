@@ -14,14 +14,15 @@ Exit status (every failure is one line on stderr):
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from absl import app, flags, logging
 
 import rules
 import scaling_data as data
 import zoo
-from scaling_training.config import OPTIMIZERS, PER_MODEL, ConfigError, TrainConfig, model_default
+from scaling_training import errors
+from scaling_training.config import OPTIMIZERS, PER_MODEL, TrainConfig, model_default
+from scaling_training.errors import EXIT_DIVERGED, EXIT_WRITE_FAILED, ConfigError, fail
 from scaling_training.run_axes import HELP as RUN_AXES_HELP
 
 HELP = {
@@ -111,29 +112,16 @@ for field in dataclasses.fields(TrainConfig):
     DEFINE[kind](field.name, field.default, HELP[field.name])
 
 
-def fail(message: str, status: int) -> None:
-    from scaling_training.messages import escaped  # a value's newline stays on one line
-
-    print(f"error: {escaped(message)}", file=sys.stderr)
-    sys.exit(status)
-
-
 def parse_flags(argv: list[str]) -> list[str]:
     """absl parsing, but a bad flag is one line and exit status 2, not a usage dump, and
     --help exits 0 (absl's own --help exits 1)."""
-    if any(arg in ("--help", "-h", "--helpshort", "-?") for arg in argv[1:]):
-        print(__doc__.strip() + "\n" + flags.FLAGS.main_module_help())
-        sys.exit(0)
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        fail(f"{e}; see --help", 2)
+    return errors.parse_flags(argv, __doc__)
 
 
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
     if len(argv) > 1:
-        fail(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value", 2)
+        fail(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
     config = TrainConfig(
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     )
@@ -141,8 +129,7 @@ def main(argv: list[str]) -> None:
     from scaling_training.config import with_model_defaults
     from scaling_training.distributed import initialize
     from scaling_training.interrupts import Interrupted, delivered, rerun_advice
-    from scaling_training.loop import EXIT_DIVERGED, train
-    from scaling_training.outputs import EXIT_WRITE_FAILED
+    from scaling_training.loop import train
     from scaling_training.validation import validate_processes
 
     try:
@@ -154,7 +141,7 @@ def main(argv: list[str]) -> None:
             initialize(config)
             result = train(config)
     except ConfigError as e:
-        fail(str(e), 2)
+        fail(str(e))
     except OSError as e:  # outputs.WriteError, or the disk failing anywhere else
         fail(f"{e}; free space or fix the disk, then {rerun_advice(config)}", EXIT_WRITE_FAILED)
     except Interrupted as e:
@@ -164,7 +151,7 @@ def main(argv: list[str]) -> None:
             raise
         from scaling_training.messages import backend_error
 
-        fail(backend_error(e), 2)
+        fail(backend_error(e))
     if result.diverged:
         fail(
             f"diverged: non-finite loss at step {result.steps_done}; try a smaller --lr "

@@ -137,6 +137,7 @@ def main() -> None:
 
     import scaling_data as data
     from scaling import transfer
+    from scaling.grid import GridSpec
     from scaling.setup import ProbeModel
 
     dataset = data.load("grammar_text" if args.family == "lm" else "digits", seq_len=args.seq_len)
@@ -175,9 +176,10 @@ def main() -> None:
             if any(e[axis] == size for e in results):
                 continue
             start = time.perf_counter()
+            grid = GridSpec(spec, dataset, args.seeds, args.steps, args.batch_size, "adam")
             result = transfer.measure(
-                spec, [size], axis, fixed, lrs, args.seeds, dataset, args.steps, args.batch_size,
-                "adam", echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),
+                grid, [size], axis, fixed, lrs,
+                echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),
             )  # fmt: skip
             entry = result["results"][0]
             entry.update(lrs=lrs, test_examples=len(dataset.y_test),

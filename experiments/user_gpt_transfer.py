@@ -103,6 +103,7 @@ def main() -> None:
 
     import scaling_data as data
     from scaling import transfer_error
+    from scaling.grid import GridSpec
     from scaling.user_models import UserModel
 
     dataset = data.load("grammar_text", seq_len=args.seq_len)
@@ -114,10 +115,8 @@ def main() -> None:
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
     )
-    result = transfer_error.measure(
-        spec, widths, "width", args.depth, lrs, args.seeds, dataset, args.steps,
-        args.batch_size, "adam", widen=args.widen,
-    )  # fmt: skip
+    grid = GridSpec(spec, dataset, args.seeds, args.steps, args.batch_size, "adam")
+    result = transfer_error.measure(grid, widths, "width", args.depth, lrs, widen=args.widen)
     result["settings"] = vars(args) | {"devices": str(jax.devices())}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "result.json"), "w") as f:

@@ -8,9 +8,9 @@ measurement was saved instead).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import sys
 
 from absl import app, flags, logging
 
@@ -18,17 +18,16 @@ import rules
 import zoo
 from scaling import axes_flags
 from scaling.checks import (
-    EXIT_WRITE_FAILED,
-    FlagError,
     check_cost,
     check_fits,
     check_layers,
     check_numbers,
     check_out,
-    load_dataset,
     write_results,
 )
-from scaling.probes import PROBES
+from scaling.probes import PROBES, Report, Request
+from scaling_training import errors
+from scaling_training.errors import EXIT_WRITE_FAILED, ConfigError, fail, rule_error
 
 flags.DEFINE_string(
     "model",
@@ -100,32 +99,21 @@ PROTOCOLS = {
 }
 
 
-def fail(message: str) -> None:
-    from scaling_training.messages import escaped  # a value's newline stays on one line
-
-    print(f"error: {escaped(message)}", file=sys.stderr)
-    sys.exit(2)
-
-
 def parse(argv: list[str]) -> list[str]:
     """absl parsing with one-line flag errors; --help prints the flags and exits 0 (absl's
     own --help exits 1)."""
-    if any(arg in ("--help", "-h", "--helpshort", "-?") for arg in argv[1:]):
-        print(__doc__.strip() + "\n" + flags.FLAGS.main_module_help())
-        sys.exit(0)
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        fail(f"{e}; see --help")
+    return errors.parse_flags(argv, __doc__)
 
 
 def _sizes(flag: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in flags.FLAGS[flag].value)
     except ValueError:
-        fail(f"--{flag}: expected integers separated by commas, got {flags.FLAGS[flag].value}")
+        raise ConfigError(
+            flag, f"expected integers separated by commas, got {flags.FLAGS[flag].value}"
+        ) from None
     if not values or min(values) < 1:
-        fail(f"--{flag}: sizes must be >= 1")
+        raise ConfigError(flag, "sizes must be >= 1")
     return values
 
 
@@ -135,7 +123,7 @@ def main(argv: list[str]) -> None:
         fail(f"give one probe: python -m scaling {{{','.join(PROBES)}}} [flags]")
     try:
         run(argv[1], flags.FLAGS)
-    except FlagError as e:
+    except ConfigError as e:
         fail(str(e))
     except RuntimeError as e:  # JAX_PLATFORMS naming a backend that is not there
         if "initialize backend" not in str(e):
@@ -144,10 +132,7 @@ def main(argv: list[str]) -> None:
 
         fail(backend_error(e))
     except OSError as e:  # results could not be written; the message says where they are
-        from scaling_training.messages import escaped
-
-        print(f"error: {escaped(str(e))}", file=sys.stderr)
-        sys.exit(EXIT_WRITE_FAILED)
+        fail(str(e), EXIT_WRITE_FAILED)
 
 
 def zoo_spec(f, dataset, outputs: int):
@@ -176,14 +161,38 @@ def apply_protocol(probe: str, f) -> None:
     if not f.protocol:
         return
     if probe != "update":
-        fail(f"--protocol: {f.protocol} is a protocol of the update probe, not of {probe}")
+        raise ConfigError(
+            "protocol", f"{f.protocol} is a protocol of the update probe, not of {probe}"
+        )
     for flag, value in PROTOCOLS[f.protocol].items():
         if not f[flag].present:
             f[flag].value = value
 
 
 def run(probe: str, f) -> None:
-    """Check every flag, run `probe`, write its results."""
+    """Check every flag, run `probe`, write its results (ConfigError for a bad request,
+    before anything runs; OSError when the results cannot be written)."""
+    checked = read_flags(probe, f)
+    request = make_request(probe, f, checked)
+    report = run_probe(probe, request, f.model)
+    write(probe, f, request, report)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """The flags read and checked, before the dataset is loaded."""
+
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    seeds: int
+    lrs: tuple[float, ...]
+    axes: axes_flags.AxesRequest | None
+    user_model: bool
+
+
+def read_flags(probe: str, f) -> Checked:
+    """Every flag on its own and with the others (ConfigError naming the first bad one);
+    a --rules_module is imported here, so that --rule can name its rules."""
     apply_protocol(probe, f)
     if f.rules_module:
         try:
@@ -191,45 +200,31 @@ def run(probe: str, f) -> None:
         except BaseException as e:  # the user's file (any exception, KeyboardInterrupt too)
             from scaling_training.messages import user_error
 
-            fail(f"--rules_module: cannot import {f.rules_module!r}: {user_error(e)}")
-    from scaling.user_models import is_user_model, load_factory
-
-    user_model = is_user_model(f.model)
-    if user_model and probe not in USER_MODEL_PROBES:
-        fail(f"--model: {probe} runs zoo models; your own model works with coord and update")
-    if user_model and f.normalization:
-        fail("--normalization: zoo models only; your own model has the layers it builds")
-    for flag, value, choices in [
-        ("model", f.model, zoo.names() if not user_model else [f.model]),
-        ("rule", f.rule, rules.names()),
-        ("activation", f.activation, sorted(rules.GAINS)),
-        ("optimizer", f.optimizer, list(rules.OPTIMIZERS)),
-    ]:
-        if value not in choices:
-            fail(f"--{flag}: unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
-    if probe in ("update", "sharpness", "poly") and rules.OPTIMIZERS[f.optimizer] == "muon":
-        fail(
-            f"--optimizer: {probe} takes gradient steps with the rule's multipliers, which "
-            "say nothing of Muon's orthogonalised step; use coord (real optimizer steps)"
-        )
-
-    from scaling.probes import ProbeError, Request
-
+            raise ConfigError(
+                "rules_module", f"cannot import {f.rules_module!r}: {user_error(e)}"
+            ) from None
+    user_model = _check_choices(probe, f)
     try:
         lrs = tuple(float(v) for v in f.lrs)
     except ValueError:
-        fail(f"--lrs: expected numbers separated by commas, got {','.join(f.lrs)}")
+        raise ConfigError(
+            "lrs", f"expected numbers separated by commas, got {','.join(f.lrs)}"
+        ) from None
     seeds = 4 if probe == "transfer" and not f["seeds"].present else f.seeds
     for flag in ("seeds", "rounds", "batch_size"):
         if f[flag].value < 1:
-            fail(f"--{flag}: must be >= 1, got {f[flag].value}")
+            raise ConfigError(flag, f"must be >= 1, got {f[flag].value}")
     for flag, zero in (("base_width", "each width"), ("base_depth", "each depth")):
         if f[flag].value < 0:
-            fail(f"--{flag}: must be >= 0 (0 = {zero}), got {f[flag].value}")
+            raise ConfigError(flag, f"must be >= 0 (0 = {zero}), got {f[flag].value}")
     if f.outputs < 0 or (f.outputs and probe != "update"):
-        fail(f"--outputs: a number >= 1 for the update probe (0 = the dataset's), got {f.outputs}")
+        raise ConfigError(
+            "outputs", f"a number >= 1 for the update probe (0 = the dataset's), got {f.outputs}"
+        )
     if f["inputs"].present and probe not in ("coord", "update"):
-        fail(f"--inputs: coord and update choose their inputs; {probe} trains on the dataset")
+        raise ConfigError(
+            "inputs", f"coord and update choose their inputs; {probe} trains on the dataset"
+        )
     widths, depths = _sizes("widths"), _sizes("depths")
     check_numbers(probe, f.lr, lrs, f.steps, f.threshold)
     check_layers(f.layers)
@@ -237,17 +232,63 @@ def run(probe: str, f) -> None:
     axes = None
     if axes_flags.is_new_style(f):
         if probe not in ("transfer", "transfer_error"):
-            fail(f"--axis, --tune and their flags are for transfer and transfer_error, not {probe}")
+            raise ConfigError(
+                "",
+                f"--axis, --tune and their flags are for transfer and transfer_error, not {probe}",
+            )
         axes = axes_flags.parse(f, widths, depths, f.steps or 200, f.optimizer)
     elif probe in ("transfer", "transfer_error"):
         axes_flags.check_old_axis(f, widths, depths)
+    return Checked(widths, depths, seeds, lrs, axes, user_model)
+
+
+def _check_choices(probe: str, f) -> bool:
+    """--model, --rule, --activation, --optimizer among their choices and fit for `probe`;
+    whether --model is the user's own (module:function or file.py:function)."""
+    from scaling.user_models import is_user_model
+
+    user_model = is_user_model(f.model)
+    if user_model and probe not in USER_MODEL_PROBES:
+        raise ConfigError(
+            "model", f"{probe} runs zoo models; your own model works with coord and update"
+        )
+    if user_model and f.normalization:
+        raise ConfigError(
+            "normalization", "zoo models only; your own model has the layers it builds"
+        )
+    for flag, value, choices in [
+        ("model", f.model, zoo.names() if not user_model else [f.model]),
+        ("rule", f.rule, rules.names()),
+        ("activation", f.activation, sorted(rules.GAINS)),
+        ("optimizer", f.optimizer, list(rules.OPTIMIZERS)),
+    ]:
+        if value not in choices:
+            raise ConfigError(
+                flag, f"unknown {flag} {value!r}; choose one of: {', '.join(choices)}"
+            )
+    if probe in ("update", "sharpness", "poly") and rules.OPTIMIZERS[f.optimizer] == "muon":
+        raise ConfigError(
+            "optimizer",
+            f"{probe} takes gradient steps with the rule's multipliers, which "
+            "say nothing of Muon's orthogonalised step; use coord (real optimizer steps)",
+        )
+    return user_model
+
+
+def make_request(probe: str, f, checked: Checked) -> Request:
+    """The probe's request: its dataset loaded, the model described, and the cost and
+    memory of what it will train checked (ConfigError when too large)."""
+    from scaling_training import datasets
+
+    widths, depths, seeds = checked.widths, checked.depths, checked.seeds
+    lrs, axes = checked.lrs, checked.axes
     dataset_name = f.dataset or zoo.DEFAULT_DATASETS.get(f.model, "mnist1d")
-    dataset = load_dataset(dataset_name)
-    if not user_model:
+    dataset = datasets.load(dataset_name)
+    if not checked.user_model:
         from scaling_training.pairs import pair_problem
 
         if pair_problem(f.model, dataset_name):
-            fail(f"--dataset: {pair_problem(f.model, dataset_name)}")
+            raise ConfigError("dataset", pair_problem(f.model, dataset_name))
     # LR sweeps train every (seed, LR) at once; the other probes hold one model at a time
     sweeps = ("transfer", "maxlr", "transfer_error")
     grid = len(lrs) or (10 if probe == "maxlr" else 19)
@@ -265,13 +306,13 @@ def run(probe: str, f) -> None:
         steps = max(p.steps * p.batch_size for p in axes.points) // batch_size
     check_cost(f.model, widths, depths, members, batch_size, steps, shape, outputs, blame)
     check_fits(f.model, widths, depths, members, batch_size, shape, outputs, blame)
-    if user_model:
-        from scaling.user_models import UserModel
+    if checked.user_model:
+        from scaling.user_models import UserModel, load_factory
 
         try:
             factory = load_factory(f.model)
         except ValueError as e:
-            fail(f"--model: {e}")
+            raise ConfigError("model", str(e)) from None
         spec = UserModel(
             model=f.model,
             rule=f.rule,
@@ -282,7 +323,7 @@ def run(probe: str, f) -> None:
         )
     else:
         spec = zoo_spec(f, dataset, outputs)
-    request = Request(
+    return Request(
         spec=spec,
         widths=widths,
         depths=depths,
@@ -301,24 +342,34 @@ def run(probe: str, f) -> None:
         inputs=f.inputs,
         axes=axes,
     )
+
+
+def run_probe(probe: str, request: Request, model: str) -> Report:
+    """The probe's measurement; a rule that does not fit the model, or a request the probe
+    cannot run (any ValueError it raises), is a ConfigError."""
     try:
-        report = PROBES[probe](request)
+        return PROBES[probe](request)
     except rules.RuleError as e:
-        fail(f"--rule: {e} (--model={f.model})")
-    except (ProbeError, ValueError) as e:
-        fail(f"{probe}: {e}")
+        raise rule_error(e, model) from None
+    except ValueError as e:
+        raise ConfigError("", f"{probe}: {e}") from None
+
+
+def write(probe: str, f, request: Request, report: Report) -> None:
+    """Print the table, and write OUT/PROBE.json (the flags that describe the run, then the
+    probe's record) and OUT/PROBE.png; OSError saying where the measurement went if not."""
     record = {
         "probe": probe,
         "model": f.model,
         "rule": f.rule,
-        "seeds": seeds,
+        "seeds": request.seeds,
         "base_width": f.base_width or None,
         "base_depth": f.base_depth or None,
         "protocol": f.protocol or None,
         "activation": f.activation,
         "normalization": f.normalization or None,
         "optimizer": f.optimizer,
-        "dataset": dataset_name,
+        "dataset": request.dataset,
     } | report.record
     text = json.dumps(_finite(record), indent=1, allow_nan=False, default=_jsonable)
     print(f"{probe}: {f.model} / {f.rule}")

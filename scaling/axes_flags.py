@@ -3,7 +3,7 @@
 `--axis` names the swept axes (several for combined targets: --axis=width,steps zips
 --widths and --lengths point by point, the first point being the proxy); `--tune` what is
 tuned. Without any of these flags the probes run as before (width or depth, LR only, and
-the same JSON). Every value is checked here, before anything trains: `FlagError`.
+the same JSON). Every value is checked here, before anything trains: `ConfigError`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import math
 from absl import flags
 
 from scaling import corrections as corr
-from scaling.checks import FlagError
 from scaling.point import AXES, BATCH_KEEPS, SHAPES, UNITS, GridPoint, Schedule, along
 from scaling.transfer_axes import OBJECTIVES, TUNES
+from scaling_training.errors import ConfigError
 
 flags.DEFINE_list(
     "axis", ["width"], f"transfer, transfer_error: swept axes, one or several of {', '.join(AXES)}"
@@ -96,7 +96,7 @@ def check_old_axis(f, widths, depths) -> None:
     sizes, other = (widths, depths) if axis == "width" else (depths, widths)
     if len(sizes) < 2 or len(other) > 1:
         flag = "widths" if axis == "width" else "depths"
-        raise FlagError(
+        raise ConfigError(
             "axis", f"--axis={axis} sweeps --{flag}: give it several values, the other one"
         )
 
@@ -105,22 +105,22 @@ def _ints(f, name: str) -> list[int]:
     try:
         values = [int(v) for v in f[name].value]
     except ValueError:
-        raise FlagError(
+        raise ConfigError(
             name, f"expected integers separated by commas, got {f[name].value}"
         ) from None
     if any(v < 1 for v in values):
-        raise FlagError(name, "values must be >= 1")
+        raise ConfigError(name, "values must be >= 1")
     return values
 
 
 def parse(f, widths, depths, steps: int, optimizer: str) -> AxesRequest:
-    """The axes request of the flags (FlagError on any bad value)."""
+    """The axes request of the flags (ConfigError on any bad value)."""
     axes = tuple(f.axis)
     for axis in axes:
         if axis not in AXES:
-            raise FlagError("axis", f"unknown axis {axis!r}; choose from: {', '.join(AXES)}")
+            raise ConfigError("axis", f"unknown axis {axis!r}; choose from: {', '.join(AXES)}")
     if not axes or len(set(axes)) != len(axes):
-        raise FlagError("axis", "give each axis once")
+        raise ConfigError("axis", "give each axis once")
     lists = {
         "width": list(widths),
         "depth": list(depths),
@@ -135,15 +135,15 @@ def parse(f, widths, depths, steps: int, optimizer: str) -> AxesRequest:
     }
     for axis in axes:
         if len(lists[axis]) < 2:
-            raise FlagError(flag_of[axis], f"--axis={axis} needs at least two values")
+            raise ConfigError(flag_of[axis], f"--axis={axis} needs at least two values")
     for axis in set(AXES) - set(axes) - {"steps", "batch_size"}:
         if len(lists[axis]) > 1:
-            raise FlagError(flag_of[axis], f"several values but {axis} is not in --axis")
+            raise ConfigError(flag_of[axis], f"several values but {axis} is not in --axis")
     for axis in ("steps", "batch_size"):
         if axis not in axes and lists[axis]:
-            raise FlagError(flag_of[axis], f"given but {axis} is not in --axis")
+            raise ConfigError(flag_of[axis], f"given but {axis} is not in --axis")
     if len({len(lists[a]) for a in axes}) != 1:
-        raise FlagError("axis", "every swept axis needs the same number of values (zipped)")
+        raise ConfigError("axis", "every swept axis needs the same number of values (zipped)")
     decay = None if f.decay == -1 else f.decay
     schedule = Schedule(f.schedule, f.warmup, decay, f.schedule_unit)
     base = GridPoint(
@@ -155,27 +155,27 @@ def parse(f, widths, depths, steps: int, optimizer: str) -> AxesRequest:
         try:
             point.schedule.check(point.steps)
         except ValueError as e:
-            raise FlagError("schedule", str(e)) from None
+            raise ConfigError("schedule", str(e)) from None
     try:
         wds = tuple(sorted(float(v) for v in f.weight_decays)) or DEFAULT_WEIGHT_DECAYS
     except ValueError:
-        raise FlagError(
+        raise ConfigError(
             "weight_decays", f"expected numbers, got {','.join(f.weight_decays)}"
         ) from None
     if any(not 0 < w < math.inf for w in wds) or len(set(wds)) != len(wds):
-        raise FlagError("weight_decays", "must be distinct, > 0 and finite (log-spaced grid)")
+        raise ConfigError("weight_decays", "must be distinct, > 0 and finite (log-spaced grid)")
     if f.tune != "lr" and len(wds) < 3:
-        raise FlagError("weight_decays", "a weight-decay grid needs at least three values")
+        raise ConfigError("weight_decays", "a weight-decay grid needs at least three values")
     if f.tune == "lr" and f["weight_decays"].present:
-        raise FlagError("weight_decays", "a grid to tune; give --tune=weight_decay or both")
+        raise ConfigError("weight_decays", "a grid to tune; give --tune=weight_decay or both")
     if not (f.weight_decay == -1 or 0 <= f.weight_decay < math.inf):
-        raise FlagError("weight_decay", f"must be >= 0 (-1 = none), got {f.weight_decay}")
+        raise ConfigError("weight_decay", f"must be >= 0 (-1 = none), got {f.weight_decay}")
     try:
         corrections = tuple(corr.parse(c) for c in f.correction)
     except ValueError as e:
-        raise FlagError("correction", str(e)) from None
+        raise ConfigError("correction", str(e)) from None
     if corrections and f.tune == "weight_decay":
-        raise FlagError("correction", "corrections act on the LR; --tune=weight_decay keeps it")
+        raise ConfigError("correction", "corrections act on the LR; --tune=weight_decay keeps it")
     return AxesRequest(
         axes=axes,
         points=tuple(points),

@@ -1,9 +1,11 @@
 """`python -m scaling`'s checks before a probe runs, and its outputs written without loss.
 
-Every flag is checked before any measurement (a bad one is `FlagError(flag, message)`, one
-line and status 2). Results never overwrite earlier ones silently: an earlier PROBE.json /
-PROBE.png is moved to OUT/archive/<n>/ first. A finished measurement is never lost to an
-output error: when OUT cannot take it, the JSON goes to a temporary file that is named.
+Every flag is checked before any measurement (a bad one is `ConfigError(flag, message)`,
+one line and status 2). The dataset is loaded by scaling_training/datasets.py and memory
+counted by scaling_training/sizes.py, as for train.py. Results never overwrite earlier ones
+silently: an earlier PROBE.json / PROBE.png is moved to OUT/archive/<n>/ first. A finished
+measurement is never lost to an output error: when OUT cannot take it, the JSON goes to a
+temporary file that is named.
 """
 
 from __future__ import annotations
@@ -16,57 +18,49 @@ import tempfile
 from collections.abc import Callable
 
 from scaling_training import safe_files
+from scaling_training.errors import ConfigError
 
-EXIT_WRITE_FAILED = 4  # as train.py: an output could not be written
 MAX_STEPS = 10**6  # a probe trains small grids; more steps are a typo
-
-
-class FlagError(ValueError):
-    """A bad flag of the probe command line: `--flag: message`."""
-
-    def __init__(self, flag: str, message: str):
-        super().__init__(f"--{flag}: {message}")
-        self.flag = flag
 
 
 def check_numbers(probe: str, lr: float, lrs: tuple[float, ...], steps: int, threshold: float):
     """Learning rates positive and finite, steps in range, maxlr's threshold an accuracy."""
     if not 0 < lr < math.inf:
-        raise FlagError("lr", f"must be > 0 and finite, got {lr}")
+        raise ConfigError("lr", f"must be > 0 and finite, got {lr}")
     for value in lrs:
         if not 0 < value < math.inf:
-            raise FlagError("lrs", f"learning rates must be > 0 and finite, got {value}")
+            raise ConfigError("lrs", f"learning rates must be > 0 and finite, got {value}")
     if not 0 <= steps <= MAX_STEPS:
-        raise FlagError(
+        raise ConfigError(
             "steps", f"must be in [0, {MAX_STEPS}] (0 = the probe's default), got {steps}"
         )
     if not 0 < threshold <= 1:
-        raise FlagError("threshold", f"is a test accuracy in (0, 1], got {threshold}")
+        raise ConfigError("threshold", f"is a test accuracy in (0, 1], got {threshold}")
 
 
 def check_layers(pattern: str) -> None:
     try:
         re.compile(pattern)
     except re.error as e:
-        raise FlagError("layers", f"{pattern!r} is not a regular expression ({e})") from None
+        raise ConfigError("layers", f"{pattern!r} is not a regular expression ({e})") from None
 
 
 def check_out(out: str, probe: str = "") -> None:
     """OUT is a folder we can write into (created later, when results exist), holding no
     links, special files, or a PROBE.json that is not ours."""
     if not out.strip():
-        raise FlagError("out", "is empty; give an output folder")
+        raise ConfigError("out", "is empty; give an output folder")
     if os.path.exists(out) and not os.path.isdir(out):
-        raise FlagError("out", f"{out!r} is a file, not a folder; pick another")
+        raise ConfigError("out", f"{out!r} is a file, not a folder; pick another")
     archive = os.path.join(out, "archive")
     if os.path.exists(archive) and not os.path.isdir(archive):
-        raise FlagError("out", f"{archive!r} is a file, but earlier results are archived there")
+        raise ConfigError("out", f"{archive!r} is a file, but earlier results are archived there")
     refused = safe_files.refusal(out, "out")
     if refused:
-        raise FlagError("out", refused)
+        raise ConfigError("out", refused)
     earlier = os.path.join(out, f"{probe}.json")
     if probe and os.path.isfile(earlier) and not _is_probe_record(earlier, probe):
-        raise FlagError(
+        raise ConfigError(
             "out", f"{earlier!r} is not a result of the {probe} probe, so it is not archived; "
             "move it away or pick another folder",
         )  # fmt: skip
@@ -78,7 +72,7 @@ def check_out(out: str, probe: str = "") -> None:
         os.close(fd)
         os.remove(probe_file)
     except OSError as e:
-        raise FlagError(
+        raise ConfigError(
             "out", f"cannot write to {existing!r} ({e.strerror or e}); pick another folder"
         ) from None
 
@@ -94,6 +88,9 @@ def _is_probe_record(path: str, probe: str) -> bool:
     return isinstance(record, dict) and record.get("probe") == probe
 
 
+WORK_LIMIT = 1e19  # floating-point operations: ~3 h at 1 PFLOP/s, months on a CPU
+
+
 def check_fits(
     model: str,
     widths,
@@ -104,16 +101,17 @@ def check_fits(
     num_classes: int,
     blame: str = "seeds",
 ) -> None:
-    """FlagError naming --widths or --depths when the largest model cannot fit in memory
-    (a lower bound, as for train.py: scaling_training/sizes.py), or `blame` (--seeds or
-    --lrs) when even the smallest sizes cannot hold that many members at once."""
+    """ConfigError naming --widths or --depths when the largest model, `members` of it
+    trained at once, cannot fit in memory (a lower bound, as for train.py:
+    scaling_training/sizes.py), or `blame` (--seeds or --lrs) when even the smallest sizes
+    cannot hold that many members at once."""
     from scaling_training import sizes
 
     def need(width: int, depth: int) -> int:
         params, activations = sizes.estimate(
             model, width, depth, batch_size, 3, tuple(input_shape), num_classes
         )
-        return members * sizes.BYTES * (5 * params + 2 * activations)
+        return sizes.step_bytes(params, activations, members)
 
     have, where = sizes.available_bytes()
     total = need(max(widths), max(depths))
@@ -121,27 +119,24 @@ def check_fits(
         return
     smallest = need(min(widths), min(depths))
     if members > 1 and smallest > have:
-        raise FlagError(
+        raise ConfigError(
             blame,
             f"{members} models trained at once need at least {smallest / 2**30:,.1f} GiB even "
             f"at the smallest size, more than the {have / 2**30:,.1f} GiB of {where}; use "
             "fewer seeds or learning rates",
         )
     flag = "widths" if need(min(widths), max(depths)) < need(max(widths), min(depths)) else "depths"
-    raise FlagError(
+    raise ConfigError(
         flag,
         f"the largest model needs at least {total / 2**30:,.1f} GiB, more than the "
         f"{have / 2**30:,.1f} GiB of {where}; use smaller sizes",
     )
 
 
-WORK_LIMIT = 1e19  # floating-point operations: ~3 h at 1 PFLOP/s, months on a CPU
-
-
 def check_cost(
     model: str, widths, depths, members, batch_size, steps, input_shape, num_classes, blame
 ) -> None:
-    """FlagError when the probe's training cannot finish: about 6 x params x batch x steps
+    """ConfigError when the probe's training cannot finish: about 6 x params x batch x steps
     operations per model and size, over every size and member (seed x LR)."""
     from scaling_training import sizes
 
@@ -156,29 +151,11 @@ def check_cost(
         return
     days = work / 1e15 / 86400
     flag = blame if members > 1 else "widths"
-    raise FlagError(
+    raise ConfigError(
         flag,
         f"the probe would take about {work:.2g} floating-point operations ({days:,.1f} days "
         f"at 1 PFLOP/s; limit {WORK_LIMIT:.0e}); use fewer seeds, learning rates or sizes",
     )
-
-
-def load_dataset(name: str):
-    """The probe's dataset; FlagError when it is unknown or not prepared."""
-    import scaling_data as data
-
-    if name not in data.names():
-        raise FlagError(
-            "dataset", f"unknown dataset {name!r}; choose one of: {', '.join(data.names())}"
-        )
-    try:
-        return data.load(name)
-    except (ValueError, OSError) as e:  # TfdsMissing says how to prepare it
-        raise FlagError("dataset", str(e).splitlines()[0]) from None
-    except Exception as e:  # garbage files where the prepared ones should be
-        from scaling_training.messages import one_line
-
-        raise FlagError("dataset", f"cannot read {name} ({one_line(e)})") from None
 
 
 def archive_previous(out: str, names: tuple[str, ...]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import numpy as np
 import optax
@@ -11,7 +12,21 @@ import optax
 import rules
 import scaling_data as data
 from scaling.point import Schedule
-from scaling.setup import ProbeModel
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GridSpec:
+    """What every (seed x LR) grid of a probe shares, built once per probe: `model` (a
+    ProbeModel or UserModel: `build(width, depth, seed)`) trained with `optimizer` (the
+    flag's name, e.g. adamw; the model knows only its family) for `steps` steps of
+    `batch_size` examples of `dataset`, from `seeds` seeds (0 .. seeds-1)."""
+
+    model: Any
+    dataset: data.Dataset
+    seeds: int
+    steps: int
+    batch_size: int
+    optimizer: str
 
 
 @dataclasses.dataclass
@@ -29,22 +44,17 @@ class GridResult:
 
 
 def train_grid(
-    spec: ProbeModel,
+    grid: GridSpec,
     width: int,
     depth: int,
     lrs,
-    seeds: int,
-    dataset: data.Dataset,
-    steps: int,
-    batch_size: int,
-    optimizer: str,
     score_examples: int = 2048,
     score: bool = True,
     *,
     schedule: Schedule | None = None,
     weight_decays=None,
 ):
-    """Every (seed, lr) pair trained for `steps` in one compiled program.
+    """Every (seed, lr) pair of `grid` at (`width`, `depth`) trained in one compiled program.
 
     `score=False` skips the evaluation passes (train loss on `score_examples`, test
     accuracy and loss; NaN then) for callers that read only `tail_loss`. `schedule`: the
@@ -55,16 +65,27 @@ def train_grid(
     from scaling_training import members as member_runs
 
     lrs = [float(lr) for lr in lrs]
-    models = [spec.build(width, depth, seed) for seed in range(seeds)]
+    seeds, dataset, steps = grid.seeds, grid.dataset, grid.steps
+    models = [grid.model.build(width, depth, seed) for seed in range(seeds)]
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
-    tx = _optimizer(optimizer, lrs[0], rules.param_scales(models[0]), weight_decays)
+    tx = _optimizer(grid.optimizer, lrs[0], rules.param_scales(models[0]), weight_decays)
     if schedule is not None and not schedule.is_constant:
         tx = optax.chain(tx, optax.scale_by_schedule(schedule.factor(steps)))
-    members = member_runs.train_members(  # the last chunk is the last 10% of steps
-        graphdef, tx, splits, lrs, list(range(seeds)), dataset, steps, batch_size,
-        max(1, steps // 10), weight_decays=weight_decays,
-    )  # fmt: skip
+    members = member_runs.train_members(
+        graphdef,
+        tx,
+        splits,
+        member_runs.MemberGrid(
+            lrs=tuple(lrs),
+            seeds=tuple(range(seeds)),
+            dataset=dataset,
+            steps=steps,
+            batch_size=grid.batch_size,
+            log_every=max(1, steps // 10),  # the last chunk is the last 10% of steps
+            weight_decays=None if weight_decays is None else tuple(weight_decays),
+        ),
+    )
     params, rest, _ = members.state
     tail = np.asarray(members.last_losses).mean(-1)
     if not score:

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from scaling.grid import train_grid
+from scaling.grid import GridSpec, train_grid
 from scaling.optimum import log2_scatter
 from scaling.setup import geometric_grid
 
 
 def search(
-    spec,
+    grid: GridSpec,
     width: int,
     depth: int,
     low: float,
@@ -27,21 +27,16 @@ def search(
     points: int,
     rounds: int,
     threshold: float,
-    seeds: int,
-    dataset,
-    steps: int,
-    batch_size: int,
-    optimizer: str,
 ) -> dict[str, Any]:
     """Bracket eta* for one (width, depth); success = mean test accuracy over seeds >= threshold."""
     tried: list[tuple[float, float]] = []
     per_seed: list[tuple[float, list[float]]] = []
     lrs = geometric_grid(low, high, points)
     for _ in range(rounds):
-        grid = train_grid(spec, width, depth, lrs, seeds, dataset, steps, batch_size, optimizer)
-        accuracy = grid.test_accuracy.mean(axis=0)
+        trained = train_grid(grid, width, depth, lrs)
+        accuracy = trained.test_accuracy.mean(axis=0)
         tried += list(zip(lrs.tolist(), accuracy.tolist()))
-        per_seed += list(zip(lrs.tolist(), grid.test_accuracy.T.tolist()))
+        per_seed += list(zip(lrs.tolist(), trained.test_accuracy.T.tolist()))
         ok = accuracy >= threshold
         if not ok.any():
             return _result(None, "below range", tried, threshold, per_seed)

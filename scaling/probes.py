@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from scaling.report_one_step import run_coord, run_poly, run_sharpness, run_update
 from scaling.report_sweeps import run_maxlr, run_transfer, run_transfer_error
-from scaling.request import ProbeError, Report, Request
+from scaling.request import Report, Request
 
-__all__ = ["PROBES", "ProbeError", "Report", "Request"]
+__all__ = ["PROBES", "Report", "Request"]
 
 PROBES: dict[str, Callable[[Request], Report]] = {
     "coord": run_coord,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from scaling import optimum, transfer_axes
-from scaling.request import ProbeError, Report, Request, fmt_scatter, format_table
+from scaling.request import Report, Request, fmt_scatter, format_table
+from scaling_training.errors import ConfigError
 
 
 def _value_key(tune: str) -> str:
@@ -23,7 +24,7 @@ def run(req: Request, probe: str) -> Report:
     ax = req.axes
     lrs = req.lr_grid(fine=True)
     if len(lrs) < 3 and ax.tune != "weight_decay":
-        raise ProbeError(f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
+        raise ConfigError("", f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
     tuning = transfer_axes.Tuning(
         tune=ax.tune,
         lrs=tuple(float(v) for v in lrs),

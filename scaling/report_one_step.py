@@ -8,7 +8,6 @@ from scaling import coord, optimum, plots, poly, sharpness, update
 from scaling.fit import fit_power_law, seed_mean
 from scaling.inputs import for_request
 from scaling.request import (
-    ProbeError,
     Report,
     Request,
     fmt_scatter,
@@ -16,12 +15,13 @@ from scaling.request import (
     law_line,
     power_law,
 )
+from scaling_training.errors import ConfigError
 
 
 def run_coord(req: Request) -> Report:
     axis, widths = req.swept()
     if axis != "width":
-        raise ProbeError("coord sweeps widths: --widths=a,b,... with one --depths value")
+        raise ConfigError("", "coord sweeps widths: --widths=a,b,... with one --depths value")
     depth = req.depths[0]
     inputs = for_request(req)
     result = coord.measure(
@@ -106,7 +106,7 @@ def run_update(req: Request) -> Report:
     for entry in result["results"]:
         chosen = [i for i, k in enumerate(entry["layers"]) if re.search(req.layers, k)]
         if not chosen:
-            raise ProbeError(f"--layers={req.layers!r} matches none of {entry['layers']}")
+            raise ConfigError("", f"--layers={req.layers!r} matches none of {entry['layers']}")
         entry["criterion_layers"] = [entry["layers"][i] for i in chosen]
         for c in update.CRITERIA:
             per_seed = [
@@ -186,7 +186,7 @@ def _compare_with_maxlr(result: dict, out: str) -> None:
 def run_sharpness(req: Request) -> Report:
     widths, depths = req.widths, req.depths
     if len(widths) * len(depths) < 2:
-        raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
+        raise ConfigError("", "needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
     result = sharpness.measure(req.spec, widths, depths, req.seeds, dataset=req.data())
     _compare_with_maxlr(result, req.out)
     products = [e["width"] * e["depth"] for e in result["results"]]
@@ -221,11 +221,11 @@ def run_sharpness(req: Request) -> Report:
 def run_poly(req: Request) -> Report:
     axis, widths = req.swept()
     if axis != "width" or req.spec.model != "mlp":
-        raise ProbeError("poly needs --model=mlp and a width sweep (--widths=a,b,...)")
+        raise ConfigError("", "poly needs --model=mlp and a width sweep (--widths=a,b,...)")
     try:
         result = poly.measure(req.spec, widths, req.depths[0], req.seeds)
     except ValueError as e:
-        raise ProbeError(str(e)) from None
+        raise ConfigError("", str(e)) from None
     optima = [e["eta_opt"] for e in result["results"]]
     means = [float(np.nanmean(o)) if np.isfinite(o).any() else float("nan") for o in optima]
     found = all(np.isfinite(o).all() for o in optima)

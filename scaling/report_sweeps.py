@@ -8,7 +8,6 @@ import numpy as np
 
 from scaling import maxlr, optimum, plots, transfer, transfer_error
 from scaling.request import (
-    ProbeError,
     Report,
     Request,
     fmt_scatter,
@@ -16,6 +15,7 @@ from scaling.request import (
     law_line,
     power_law,
 )
+from scaling_training.errors import ConfigError
 
 
 def _lr_or_where(lr: float, where: str) -> str:
@@ -35,24 +35,13 @@ def _finite_or_nan(values) -> np.ndarray:
 
 def _lr_sweeps(req: Request, probe: str, measure) -> tuple[str, Any, np.ndarray, dict]:
     """(axis, sizes, lrs, result) of `measure` (transfer's or transfer_error's) over the swept
-    sizes, the other size held at its first value; ProbeError for fewer than three LRs."""
+    sizes, the other size held at its first value; ConfigError for fewer than three LRs."""
     axis, sizes = req.swept()
     fixed = req.depths[0] if axis == "width" else req.widths[0]
     lrs = req.lr_grid(fine=True)
     if len(lrs) < 3:
-        raise ProbeError(f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
-    result = measure(
-        req.spec,
-        sizes,
-        axis,
-        fixed,
-        lrs,
-        req.seeds,
-        req.data(),
-        req.steps,
-        req.batch_size,
-        req.optimizer,
-    )
+        raise ConfigError("", f"{probe} needs at least three learning rates (--lrs=a,b,c,...)")
+    result = measure(req.grid(), sizes, axis, fixed, lrs)
     return axis, sizes, lrs, result
 
 
@@ -116,25 +105,12 @@ def run_transfer(req: Request) -> Report:
 def run_maxlr(req: Request) -> Report:
     pairs = [(w, d) for w in req.widths for d in req.depths]
     if len(pairs) < 2:
-        raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
-    lrs, dataset = req.lr_grid(), req.data()
+        raise ConfigError("", "needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
+    lrs, grid = req.lr_grid(), req.grid()
     results = []
     for width, depth in pairs:
-        entry = maxlr.search(
-            req.spec,
-            width,
-            depth,
-            float(lrs[0]),
-            float(lrs[-1]),
-            len(lrs),
-            req.rounds,
-            req.threshold,
-            req.seeds,
-            dataset,
-            req.steps,
-            req.batch_size,
-            req.optimizer,
-        )
+        low, high = float(lrs[0]), float(lrs[-1])
+        entry = maxlr.search(grid, width, depth, low, high, len(lrs), req.rounds, req.threshold)
         results.append({"width": width, "depth": depth} | entry)
         print(f"width {width} depth {depth}: {entry['status']}, eta* = {entry['eta_star']}")
     found = [e for e in results if e["eta_star"]]

@@ -11,10 +11,7 @@ import numpy as np
 
 from scaling.fit import fit_power_law
 from scaling.setup import ProbeModel, geometric_grid
-
-
-class ProbeError(ValueError):
-    """A probe that cannot run as asked (one line for the command line)."""
+from scaling_training.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,15 +54,23 @@ class Request:
 
         return data.load(self.dataset)
 
+    def grid(self):
+        """The sweeps' GridSpec (scaling/grid.py): the model, its data and training."""
+        from scaling.grid import GridSpec
+
+        return GridSpec(
+            self.spec, self.data(), self.seeds, self.steps, self.batch_size, self.optimizer
+        )
+
     def swept(self) -> tuple[str, tuple[int, ...]]:
         """The one axis with several sizes, ('width' | 'depth', sizes)."""
         if len(self.widths) > 1 and len(self.depths) > 1:
-            raise ProbeError("sweep widths or depths, not both (give one value for the other)")
+            raise ConfigError("", "sweep widths or depths, not both (give one value for the other)")
         if len(self.widths) > 1:
             return "width", self.widths
         if len(self.depths) > 1:
             return "depth", self.depths
-        raise ProbeError("needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
+        raise ConfigError("", "needs at least two sizes: --widths=a,b,... or --depths=a,b,...")
 
 
 @dataclasses.dataclass

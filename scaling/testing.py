@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable
 
 from scaling import transfer, update
+from scaling.grid import GridSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,19 +105,8 @@ def assert_optimal_lr_transfers(
     axis = "width" if widths is not None else "depth"
     sizes = [w if axis == "width" else d for w, d in pairs]
     fixed = pairs[0][1] if axis == "width" else pairs[0][0]
-    result = transfer.measure(
-        family,
-        sizes,
-        axis,
-        fixed,
-        lrs,
-        seeds,
-        dataset,
-        steps,
-        batch_size,
-        optimizer,
-        echo=lambda _: None,
-    )
+    grid = GridSpec(family, dataset, seeds, steps, batch_size, optimizer)
+    result = transfer.measure(grid, sizes, axis, fixed, lrs, echo=lambda _: None)
     for size, entry in zip(sizes, result["results"]):
         if entry["lr_opt"] is None:
             raise AssertionError(

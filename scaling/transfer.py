@@ -18,29 +18,18 @@ import numpy as np
 
 from scaling import optimum
 from scaling.fit import fit_exponent, fit_power_law
-from scaling.grid import train_grid
+from scaling.grid import GridSpec, train_grid
 
 
-def measure(
-    spec,
-    sizes,
-    axis: str,
-    fixed: int,
-    lrs,
-    seeds: int,
-    dataset,
-    steps: int,
-    batch_size: int,
-    optimizer: str,
-    echo=print,
-) -> dict[str, Any]:
-    """Sweep `lrs` at every size along `axis` ("width" or "depth", the other held at `fixed`)."""
+def measure(grid: GridSpec, sizes, axis: str, fixed: int, lrs, echo=print) -> dict[str, Any]:
+    """Sweep `lrs` over `grid`'s seeds at every size along `axis` ("width" or "depth", the
+    other held at `fixed`)."""
     lrs = np.asarray(lrs, float)
     results = []
     for size in sizes:
         width, depth = (size, fixed) if axis == "width" else (fixed, size)
-        grid = train_grid(spec, width, depth, lrs, seeds, dataset, steps, batch_size, optimizer)
-        tail = grid.tail_loss
+        trained = train_grid(grid, width, depth, lrs)
+        tail = trained.tail_loss
         best = optimum.find(lrs, optimum.seed_mean(tail))
         per_seed = [optimum.find(lrs, row) for row in tail]
         off = (optimum.BELOW, optimum.ABOVE)
@@ -48,9 +37,9 @@ def measure(
             {
                 axis: size,
                 "tail_loss": tail.tolist(),  # [seed][lr]; inf (null in JSON) = diverged
-                "train_loss": np.where(grid.diverged, np.nan, grid.train_loss).tolist(),
-                "test_accuracy": grid.test_accuracy.tolist(),
-                "diverged": grid.diverged.tolist(),
+                "train_loss": np.where(trained.diverged, np.nan, trained.train_loss).tolist(),
+                "test_accuracy": trained.test_accuracy.tolist(),
+                "diverged": trained.diverged.tolist(),
                 "lr_opt": best.lr if best.found else None,  # of the seed-mean curve
                 "where": best.where,
                 # per seed: the grid edge when that seed's argmin sits there (see where_per_seed)

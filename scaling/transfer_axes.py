@@ -20,7 +20,7 @@ import numpy as np
 
 from scaling import corrections as corr
 from scaling import optimum, optimum2d
-from scaling.grid import train_grid
+from scaling.grid import GridSpec, train_grid
 from scaling.point import GridPoint
 
 TUNES = ("lr", "weight_decay", "both")
@@ -64,10 +64,10 @@ class Tuning:
 
 def _losses(spec, point: GridPoint, tuning: Tuning, seeds: int, dataset, extras) -> np.ndarray:
     lrs, wds = tuning.members(extras)
+    grid = GridSpec(spec, dataset, seeds, point.steps, point.batch_size, point.optimizer)
     result = train_grid(
-        spec, point.width, point.depth, lrs, seeds, dataset, point.steps, point.batch_size,
-        point.optimizer, score=tuning.objective == "test", schedule=point.schedule,
-        weight_decays=wds,
+        grid, point.width, point.depth, lrs, score=tuning.objective == "test",
+        schedule=point.schedule, weight_decays=wds,
     )  # fmt: skip
     return result.tail_loss if tuning.objective == "train" else result.test_loss
 

@@ -16,22 +16,11 @@ from typing import Any
 import numpy as np
 
 from scaling import optimum
-from scaling.grid import train_grid
+from scaling.grid import GridSpec, train_grid
 
 
 def sweep(
-    spec,
-    width,
-    depth,
-    lrs,
-    seeds,
-    dataset,
-    steps,
-    batch_size,
-    optimizer,
-    widen,
-    echo,
-    extra_lr: float | None = None,
+    grid: GridSpec, width, depth, lrs, widen, echo, extra_lr: float | None = None
 ) -> dict[str, Any]:
     """Sweep `lrs` (widening past an edge optimum) and find the optimum; with `extra_lr`, also
     the seed-mean loss at that LR (trained as one more member of the last sweep)."""
@@ -39,10 +28,8 @@ def sweep(
     start = time.perf_counter()
     for attempt in range(widen + 1):
         members = list(lrs) + ([extra_lr] if extra_lr is not None else [])
-        grid = train_grid(
-            spec, width, depth, members, seeds, dataset, steps, batch_size, optimizer, score=False
-        )
-        tail = grid.tail_loss[:, : len(lrs)]
+        trained = train_grid(grid, width, depth, members, score=False)
+        tail = trained.tail_loss[:, : len(lrs)]
         best = optimum.find(lrs, optimum.seed_mean(tail))
         if best.where not in (optimum.BELOW, optimum.ABOVE) or attempt == widen:
             break
@@ -58,7 +45,7 @@ def sweep(
         "where": best.where,
         "loss_at_opt": best.loss,
         # a model no LR trains still has a least-bad LR: say whether any beat chance, ln(C)
-        "beats_chance": bool(best.loss < np.log(spec.num_classes))
+        "beats_chance": bool(best.loss < np.log(grid.model.num_classes))
         if np.isfinite(best.loss)
         else None,
         "lr_opt_per_seed": [o.lr if o.found else None for o in per_seed],
@@ -67,33 +54,21 @@ def sweep(
         "seconds": time.perf_counter() - start,
     }
     if extra_lr is not None:
-        at_proxy_lr = grid.tail_loss[:, -1]
+        at_proxy_lr = trained.tail_loss[:, -1]
         result["loss_at_proxy_lr"] = float(optimum.seed_mean(at_proxy_lr[:, None])[0])
         result["diverged_at_proxy_lr"] = int((~np.isfinite(at_proxy_lr)).sum())  # seeds
     return result
 
 
 def measure(
-    spec,
-    sizes,
-    axis: str,
-    fixed: int,
-    lrs,
-    seeds: int,
-    dataset,
-    steps: int,
-    batch_size: int,
-    optimizer: str,
-    widen: int = 2,
-    echo=print,
+    grid: GridSpec, sizes, axis: str, fixed: int, lrs, widen: int = 2, echo=print
 ) -> dict[str, Any]:
     """Proxy = sizes[0], targets = sizes[1:], along `axis` ("width" or "depth")."""
 
     def shape(size):
         return (size, fixed) if axis == "width" else (fixed, size)
 
-    common = (seeds, dataset, steps, batch_size, optimizer, widen, echo)
-    proxy = sweep(spec, *shape(sizes[0]), lrs, *common) | {axis: sizes[0]}
+    proxy = sweep(grid, *shape(sizes[0]), lrs, widen, echo) | {axis: sizes[0]}
     echo(
         f"proxy {axis} {sizes[0]}: lr_opt {proxy['lr_opt']:.4g} ({proxy['where']}), "
         f"{proxy['seconds']:.1f} s"
@@ -101,7 +76,8 @@ def measure(
     extra = proxy["lr_opt"] if np.isfinite(proxy["lr_opt"]) else None
     targets = []
     for size in sizes[1:]:
-        target = sweep(spec, *shape(size), proxy["lrs"], *common, extra_lr=extra) | {axis: size}
+        target = sweep(grid, *shape(size), proxy["lrs"], widen, echo, extra)
+        target |= {axis: size}
         both_found = proxy["where"] == optimum.INSIDE and target["where"] == optimum.INSIDE
         target["transfer_error_log2"] = (
             abs(float(np.log2(proxy["lr_opt"] / target["lr_opt"]))) if both_found else None

@@ -1,18 +1,19 @@
-"""Will a run fit in memory? `check_fits(config, ...)`: the flags' side of scaling_training/sizes.py
-(which estimates sizes without knowing about flags, so probes can use it too)."""
+"""Will a run fit in memory? `check_fits(config, ...)`: train.py's side of
+scaling_training/sizes.py (which estimates sizes without knowing about flags; the probes'
+side is scaling/checks.py's `check_fits`, on the same `estimate` and `step_bytes`)."""
 
 from __future__ import annotations
 
 from scaling_training.config import TrainConfig, model_default, sweep_lrs
 from scaling_training.errors import ConfigError
 from scaling_training.sizes import (
-    BYTES,
     CONV_MODELS,
     STATE_COPIES,
     TRANSFORMERS,
     available_bytes,
     estimate,
     gib,
+    step_bytes,
 )
 
 
@@ -33,8 +34,7 @@ def needed_bytes(config: TrainConfig, input_shape, num_classes, **override) -> i
         mlp_ratio=settings["mlp_ratio"],
     )
     members = len(sweep_lrs(config)) * config.seeds or 1
-    copies = STATE_COPIES.get(config.optimizer, 5)
-    return members * BYTES * (copies * params + 2 * activations)
+    return step_bytes(params, activations, members, STATE_COPIES.get(config.optimizer, 5))
 
 
 def attention_heads(config: TrainConfig) -> int:

@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
+from scaling_training.errors import EXIT_INTERRUPTED
 
 
 class Interrupted(BaseException):  # noqa: N818 (not an error: the user asked to stop)
@@ -24,7 +24,7 @@ class Interrupted(BaseException):  # noqa: N818 (not an error: the user asked to
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.name = signal.Signals(signum).name
-        self.status = STATUS.get(signum, 128 + signum)
+        self.status = EXIT_INTERRUPTED.get(signum, 128 + signum)
 
 
 _state = {"depth": 0, "pending": None}
@@ -43,7 +43,7 @@ def delivered() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _handler) for s in STATUS}
+    previous = {s: signal.signal(s, _handler) for s in EXIT_INTERRUPTED}
     try:
         yield
     finally:

@@ -5,29 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import scaling_data as data
-from scaling_training.config import ConfigError, TrainConfig, sweep_lrs
-from scaling_training.results import EXIT_DIVERGED, RunResult
+from scaling_training import datasets
+from scaling_training.config import TrainConfig, sweep_lrs
+from scaling_training.errors import ConfigError
+from scaling_training.results import RunResult
 from scaling_training.validation import validate
 
-__all__ = ["EXIT_DIVERGED", "RunResult", "load_dataset", "train"]
+__all__ = ["RunResult", "load_dataset", "train"]
 
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
-    try:
-        dataset = data.load(config.dataset_name, config.data_dir, seq_len=config.seq_len)
-    except data.TfdsMissing as e:
-        raise ConfigError("dataset" if not config.data_dir else "data_dir", str(e)) from None
-    except Exception as e:  # garbage or unreadable files, a folder that cannot be prepared
-        if not config.data_dir and config.dataset_name not in data.TFDS_DATASETS:
-            raise  # generated in memory: a failure there is ours
-        from scaling_training.messages import one_line
-
-        where = repr(config.data_dir) if config.data_dir else "the default tfds data_dir"
-        raise ConfigError(
-            "data_dir" if config.data_dir else "dataset",
-            f"cannot read or prepare {config.dataset_name} in {where} ({one_line(e)}); "
-            "prepare it again in a writable folder",
-        ) from None
+    """The run's dataset (scaling_training/datasets.py), checked against the model's patch
+    grid and the batch size; ConfigError naming the flag otherwise."""
+    dataset = datasets.load(config.dataset_name, config.data_dir, config.seq_len)
     if config.model == "vit":
         from zoo.vit import patch_grid
 

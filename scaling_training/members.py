@@ -132,35 +132,44 @@ def init_members(
     return stack(states)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class MemberGrid:
+    """The members and what they train on: member (seeds[i], lrs[j]) trains at lrs[j] (and
+    weight decay weight_decays[j], when given: the optimizer must inject it) on the batches
+    of `dataset` its seed draws, `steps` steps of `batch_size` examples with `augment`, in
+    chunks ending every `log_every` steps."""
+
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    dataset: data.Dataset
+    steps: int
+    batch_size: int
+    log_every: int
+    augment: str = "none"
+    weight_decays: tuple[float, ...] | None = None
+
+
 def train_members(
     graphdef: Any,
     optimizer: optax.GradientTransformation,
     splits: Sequence[tuple],
-    lrs: Sequence[float],
-    seeds: Sequence[int],
-    dataset: data.Dataset,
-    steps: int,
-    batch_size: int,
-    log_every: int,
+    grid: MemberGrid,
     on_chunk: Callable | None = None,
     *,
-    augment: str = "none",
     compute_dtype=None,
     placement: MemberPlacement | None = None,
-    weight_decays: Sequence[float] | None = None,
 ) -> Members:
-    """Train every (seed, lr) member from `splits` (one (graphdef, params, rest) per seed)
-    for `steps`, in chunks ending every `log_every` steps.
+    """Train every member of `grid` from `splits` (one (graphdef, params, rest) per seed).
 
     `on_chunk(step, alive[S, L], losses[S, L, K], seconds, length)` reports progress.
     `placement`: where members and batches live on a mesh (None: the default device).
-    `weight_decays`: one per LR (member (seed, j) decays with `weight_decays[j]`).
     """
     import time
 
-    lrs, seeds = [float(lr) for lr in lrs], list(seeds)
+    lrs, seeds = [float(lr) for lr in grid.lrs], list(grid.seeds)
+    dataset, steps, batch_size = grid.dataset, grid.steps, grid.batch_size
     count = len(seeds) * len(lrs)
-    state = init_members(optimizer, splits, lrs, weight_decays)
+    state = init_members(optimizer, splits, lrs, grid.weight_decays)
     alive, diverged_at = np.ones(count, bool), np.zeros(count, np.int32)
     seed_index = np.repeat(np.arange(len(seeds), dtype=np.int32), len(lrs))
     place = placement or MemberPlacement()
@@ -171,9 +180,9 @@ def train_members(
     result = Members(lrs, seeds, state, alive, diverged_at, np.zeros((len(seeds), len(lrs), 0)))
     step = 0
     cap = host_chunk_steps(dataset, batch_size, len(seeds))  # batches are per seed
-    for length in chunk_lengths(steps, log_every, cap):
+    for length in chunk_lengths(steps, grid.log_every, cap):
         chunk_start = time.perf_counter()
-        batches = [chunk_batches(dataset, batch_size, length, s, step, augment) for s in seeds]
+        batches = [chunk_batches(dataset, batch_size, length, s, step, grid.augment) for s in seeds]
         x_batches, y_batches = (
             place.batches(np.stack([b[0] for b in batches])),
             place.batches(np.stack([b[1] for b in batches])),

@@ -95,9 +95,6 @@ def is_ours(path: str) -> bool:
     return True  # sweep.json
 
 
-EXIT_WRITE_FAILED = 4  # an output could not be written (disk full, I/O error, ...)
-
-
 class WriteError(OSError):
     """An output file could not be written; what was written before is intact."""
 

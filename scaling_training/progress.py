@@ -30,7 +30,7 @@ class TensorBoard:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            from scaling_training.config import ConfigError
+            from scaling_training.errors import ConfigError
 
             raise ConfigError(
                 "tensorboard", "needs tensorboardX: pip install 'scaling-rules[tensorboard]'"

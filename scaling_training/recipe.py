@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import rules
 import scaling_data as data
 from scaling_training.config import TrainConfig
-from scaling_training.errors import ConfigError
+from scaling_training.errors import ConfigError, rule_error
 from scaling_training.models import ModelChoice
 from scaling_training.optimizers import make_optimizer
 from scaling_training.run_axes import optimizer_arguments
@@ -26,7 +26,7 @@ def build_model(config: TrainConfig, dataset: data.Dataset, seed: int | None = N
     try:
         return choice.build(dataset.input_shape, dataset.num_classes, seed)
     except rules.RuleError as e:
-        raise ConfigError("rule", f"{e} (--model={config.model})") from None
+        raise rule_error(e, config.model) from None
 
 
 def build_optimizer(config: TrainConfig, model, lr: float | None = None):

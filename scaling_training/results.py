@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-EXIT_DIVERGED = 3
-
 
 @dataclasses.dataclass
 class RunResult:

@@ -76,6 +76,12 @@ def estimate(
     return int(params), int(per_example * batch_size)
 
 
+def step_bytes(params: int, activations: int, members: int = 1, copies: int = 5) -> int:
+    """Bytes of `members` models trained at once: `copies` of each parameter (STATE_COPIES)
+    and the activations, twice (their values and their gradients)."""
+    return members * BYTES * (copies * params + 2 * activations)
+
+
 def available_bytes() -> tuple[int, str]:
     """Memory of one device (accelerators) or the host's available RAM (CPU), and its name."""
     import jax

@@ -63,18 +63,21 @@ def run_sweep(config: TrainConfig, dataset: data.Dataset, echo: Callable[[str], 
         record = config_record(config) | {"sweep_lrs": lrs}
         outputs.write_json(os.path.join(workdir, "config.json"), record)
     start = time.perf_counter()
+    grid = member_runs.MemberGrid(
+        lrs=tuple(lrs),
+        seeds=tuple(seeds),
+        dataset=dataset,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        log_every=config.log_every,
+        augment=config.augment,
+    )
     members = member_runs.train_members(
         graphdef,
         optimizer,
         splits,
-        lrs,
-        seeds,
-        dataset,
-        config.steps,
-        config.batch_size,
-        config.log_every,
+        grid,
         _progress(config, echo),
-        augment=config.augment,
         compute_dtype=compute_dtype(config),
         placement=placement,
     )

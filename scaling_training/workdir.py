@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterator
 
 from scaling_training import safe_files
-from scaling_training.config import ConfigError
+from scaling_training.errors import ConfigError
 
 LOCK_NAME = ".lock"
 

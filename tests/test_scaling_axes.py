@@ -172,7 +172,7 @@ def test_swept_weight_decay_and_schedule_match_single_runs():
 
     import rules
     import scaling_data as data
-    from scaling.grid import train_grid
+    from scaling.grid import GridSpec, train_grid
     from scaling.setup import ProbeModel
     from scaling_training import engine
     from scaling_training.optimizers import make_optimizer
@@ -181,7 +181,7 @@ def test_swept_weight_decay_and_schedule_match_single_runs():
     spec, dataset, steps = ProbeModel(optimizer="adam", base_width=16), data.load("mnist1d"), 12
     lrs, wds = [0.01, 0.01, 0.03], [0.0, 0.5, 2.0]
     schedule = Schedule("cosine", 3, None, "steps")
-    grid = train_grid(spec, 16, 2, lrs, 1, dataset, steps, 32, "adam", score=False,
+    grid = train_grid(GridSpec(spec, dataset, 1, steps, 32, "adam"), 16, 2, lrs, score=False,
                       schedule=schedule, weight_decays=wds)  # fmt: skip
     for j, (lr, wd) in enumerate(zip(lrs, wds)):
         model = spec.build(16, 2, 0)

@@ -12,6 +12,7 @@ import pytest
 import rules
 import zoo
 from scaling import coord, transfer, update
+from scaling.grid import GridSpec
 from scaling.inputs import ProbeInputs
 from scaling.setup import ProbeModel
 
@@ -129,6 +130,7 @@ def test_transfer_trains_transformers(family):
         data = make_dataset("tiny_images", images, labels, images, labels, 4)
     s = spec(family, "mup", "adam")
     lrs = [1e-3, 1e-2, 1e-1]
-    result = transfer.measure(s, WIDTHS, "width", 1, lrs, 1, data, 2, 8, "adam", echo=lambda _: 0)
+    grid = GridSpec(s, data, seeds=1, steps=2, batch_size=8, optimizer="adam")
+    result = transfer.measure(grid, WIDTHS, "width", 1, lrs, echo=lambda _: 0)
     for entry in result["results"]:
         assert np.isfinite(entry["tail_loss"]).all(), entry["tail_loss"]

@@ -152,13 +152,14 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
     """The penalty is then no number: the table names the seeds that diverged."""
     import scaling_data as data
     from scaling import transfer_error
+    from scaling.grid import GridSpec
     from scaling.probes import PROBES, Request
     from scaling.setup import ProbeModel
 
     spec = ProbeModel(base_width=16)
     lrs = [0.01, 0.03, 0.1]
-    swept = transfer_error.sweep(spec, 16, 2, lrs, 2, data.load("mnist1d"), 5, 32, "sgd", 0,
-                                 lambda _: None, extra_lr=1e4)  # fmt: skip
+    grid = GridSpec(spec, data.load("mnist1d"), seeds=2, steps=5, batch_size=32, optimizer="sgd")
+    swept = transfer_error.sweep(grid, 16, 2, lrs, 0, lambda _: None, extra_lr=1e4)
     assert swept["diverged_at_proxy_lr"] == 2 and swept["loss_at_proxy_lr"] == np.inf
     assert swept["beats_chance"] == (swept["loss_at_opt"] < np.log(10))
 
