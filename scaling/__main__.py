@@ -154,9 +154,9 @@ def zoo_spec(f, dataset, outputs: int):
     """The probes' spec of a zoo family from the flags (`outputs`: the readout's size)."""
     from scaling.setup import ProbeModel
 
-    return ProbeModel(
-        model=f.model,
+    return ProbeModel.of(
         rule=f.rule,
+        name=f.model,
         base_width=f.base_width or None,
         base_depth=f.base_depth or None,
         activation=f.activation,
@@ -164,7 +164,7 @@ def zoo_spec(f, dataset, outputs: int):
         use_bias=f.bias,
         input_shape=dataset.input_shape,
         num_classes=outputs,
-        options=(("normalization", f.normalization),) if f.normalization else (),
+        **({"normalization": f.normalization} if f.normalization else {}),
     )
 
 

@@ -28,11 +28,11 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
             f"cannot read or prepare {config.dataset_name} in {where} ({one_line(e)}); "
             "prepare it again in a writable folder",
         ) from None
-    if config.model == "vit":
+    if config.model.name == "vit":
         from zoo.vit import patch_grid
 
         try:
-            patch_grid(dataset.input_shape, config.patch_size)
+            patch_grid(dataset.input_shape, config.model.patch_size)
         except ValueError as e:
             raise ConfigError("patch_size", f"{e} ({dataset.name})") from None
     if config.batch_size > len(dataset.x_train):

@@ -10,7 +10,7 @@ from scaling_training.config import TrainConfig
 from scaling_training.loop import train
 from scaling_training.progress import read_metrics
 
-SMALL = TrainConfig(
+SMALL = TrainConfig.from_flags(
     width=32, base_width=16, depth=2, steps=16, eval_every=16, log_every=8, batch_size=32,
     dataset="teacher", optimizer="sgd", checkpoint_every=0, plots=False,
 )  # fmt: skip
