@@ -29,6 +29,7 @@ from scaling.checks import (
     write_results,
 )
 from scaling.probes import PROBES
+from scaling.setup import PROBE_DEFAULTS
 
 flags.DEFINE_string(
     "model",
@@ -44,15 +45,19 @@ flags.DEFINE_integer(
     "seeds", 3, "seeds per size (transfer: 4 unless given; its optimum is a seed-mean curve's)"
 )
 flags.DEFINE_integer(
-    "base_width", 64, "width at which the rule equals its base rule; 0 = each width (one LR)"
+    "base_width",
+    PROBE_DEFAULTS.base_width,
+    "width at which the rule equals its base rule; 0 = each width (one LR)",
 )
 flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
-flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
-flags.DEFINE_bool("bias", False, "use biases")
+flags.DEFINE_string(
+    "activation", PROBE_DEFAULTS.activation, f"activation: {', '.join(sorted(rules.GAINS))}"
+)
+flags.DEFINE_bool("bias", PROBE_DEFAULTS.use_bias, "use biases")
 flags.DEFINE_enum(
     "normalization",
     "",
-    ["", "none", "batch", "layer", "rms"],
+    ["", *zoo.NORMALIZATIONS],
     "zoo models: normalization layers ('' = none, the probes' default; batch = BatchNorm, "
     "trained in training mode, its statistics kept per member)",
 )
