@@ -141,6 +141,10 @@ class TrainConfig:
         model = {field: values.pop(flag) for flag, field in MODEL_FLAGS.items()}
         return cls(model=zoo.ModelConfig(**model), **values)
 
+    def with_flags(self, **changes) -> TrainConfig:
+        """This run with some flags changed (model flags too: `with_flags(bias=False)`)."""
+        return TrainConfig.from_flags(**(self.flags() | changes))
+
     def flags(self) -> dict:
         """Every flag's value (FLAG_DEFAULTS' names and order)."""
         return {name: self.flag(name) for name in FLAG_DEFAULTS}

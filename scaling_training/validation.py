@@ -54,7 +54,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     validate_transformer(config)
     if config.dataset:
         _choose("dataset", config.dataset, data.names())
-    pair = pair_problem(config.model.name, config.dataset_name)  # every pair: scaling_training/pairs.py
+    # every (model, dataset) pair: scaling_training/pairs.py
+    pair = pair_problem(config.model.name, config.dataset_name)
     if pair:
         raise ConfigError("dataset", pair)
     for flag in ("steps", "batch_size", "eval_every", "log_every"):

@@ -47,6 +47,9 @@ def test_config_json_keeps_the_flat_layout_of_earlier_runs():
     config = TrainConfig.from_flags(**flags)  # a record read back: the same run
     assert config.model == TrainConfig.from_flags(model="lm").model
     assert TrainConfig.from_flags(**config.flags()) == config
+    changed = config.with_flags(bias=False, seed=3)
+    assert changed.model == dataclasses.replace(config.model, use_bias=False)
+    assert changed.seed == 3 and changed.with_flags(bias=True, seed=0) == config
 
 
 def test_the_model_flags_are_the_section():
