@@ -13,15 +13,13 @@ Exit status (every failure is one line on stderr):
 
 from __future__ import annotations
 
-import dataclasses
-
 from absl import app, flags, logging
 
 import rules
 import scaling_data as data
 import zoo
 from scaling_training import errors
-from scaling_training.config import OPTIMIZERS, PER_MODEL, TrainConfig, model_default
+from scaling_training.config import FLAG_DEFAULTS, OPTIMIZERS, PER_MODEL, TrainConfig, model_default
 from scaling_training.errors import EXIT_DIVERGED, EXIT_WRITE_FAILED, ConfigError, fail
 from scaling_training.run_axes import HELP as RUN_AXES_HELP
 
@@ -102,14 +100,14 @@ DEFINE = {
 }
 # Fields whose default (None) does not tell the type.
 FLAG_TYPES = {"weight_decay": float, "lr": float, "normalization": str}
-for field in dataclasses.fields(TrainConfig):
-    kind = FLAG_TYPES.get(field.name, type(field.default))
-    if field.name in PER_MODEL:
-        kind = FLAG_TYPES.get(field.name, int)
-        defaults = {m: model_default(m, field.name) for m in zoo.names()}
+for name, default in FLAG_DEFAULTS.items():
+    kind = FLAG_TYPES.get(name, type(default))
+    if name in PER_MODEL:
+        kind = FLAG_TYPES.get(name, int)
+        defaults = {m: model_default(m, name) for m in zoo.names()}
         shown = ", ".join(f"{m} {v}" for m, v in defaults.items())
-        HELP[field.name] += f" (default per model: {shown})"
-    DEFINE[kind](field.name, field.default, HELP[field.name])
+        HELP[name] += f" (default per model: {shown})"
+    DEFINE[kind](name, default, HELP[name])
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -122,20 +120,18 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
     if len(argv) > 1:
         fail(f"unexpected arguments {' '.join(argv[1:])}; flags look like --name=value")
-    config = TrainConfig(
-        **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
-    )
+    values = {name: flags.FLAGS[name].value for name in FLAG_DEFAULTS}
+    config = TrainConfig.from_flags(**values)  # per-model defaults filled in
     from scaling_training import transfer
-    from scaling_training.config import with_model_defaults
     from scaling_training.distributed import initialize
     from scaling_training.interrupts import Interrupted, delivered, rerun_advice
     from scaling_training.loop import train
     from scaling_training.validation import validate_processes
 
     try:
-        given = {f.name for f in dataclasses.fields(TrainConfig) if flags.FLAGS[f.name].present}
-        config = transfer.resolve(config, given)  # --transfer_from: the proxy's settings
-        config = with_model_defaults(config)  # so that messages below show real values
+        given = {name for name in FLAG_DEFAULTS if flags.FLAGS[name].present}
+        # --transfer_from: the proxy's settings for the flags not given
+        config = TrainConfig.from_flags(**transfer.resolve(values, given))
         with delivered():  # Ctrl-C / SIGTERM: Interrupted, never half a checkpoint
             validate_processes(config)  # before joining, so a bad flag is named as such
             initialize(config)

@@ -19,15 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import rules
-from scaling_training import engine
-from scaling_training.models import ModelChoice
+import zoo
+from scaling_training import engine, models
 from scaling_training.optimizers import make_optimizer
 
 
 def sides(width: int, steps: int) -> dict:
-    model = ModelChoice(model="mlp", rule="mup", width=width, depth=3, base_width=64).build(
-        (784,), 10, 0
-    )
+    config = zoo.ModelConfig((784,), 10, width=width, depth=3, base_width=64)
+    model = models.build(config, "mup", 0)
     graphdef, params, rest = engine.split_model(model)
     tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
     opt_state = tx.init(params)

@@ -33,14 +33,15 @@ def child(devices: int, steps: int, width: int) -> dict:
     import numpy as np
 
     import rules
+    import zoo
     from scaling_training import engine
     from scaling_training import members as member_runs
-    from scaling_training.models import ModelChoice
+    from scaling_training.models import build
     from scaling_training.optimizers import make_optimizer
     from scaling_training.sharding import make_plan
 
-    choice = ModelChoice(model="mlp", rule="mup", width=width, depth=3, base_width=64)
-    models = [choice.build((40,), 10, seed) for seed in SEEDS]
+    config = zoo.ModelConfig((40,), 10, width=width, depth=3, base_width=64)
+    models = [build(config, "mup", seed) for seed in SEEDS]
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
     tx = make_optimizer("adam", LRS[0], rules.param_scales(models[0]))

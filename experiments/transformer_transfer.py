@@ -157,8 +157,8 @@ def main() -> None:
             results, seconds = old["results"], old["seconds"]
             run_settings = {**old["settings"], "lrs_list": old["lrs"],
                             "added": old["settings"].get("added", []) + [vars(args)]}  # fmt: skip
-        spec = ProbeModel(
-            model=args.family,
+        spec = ProbeModel.of(
+            name=args.family,
             rule=rule,
             base_width=args.base_width,
             base_depth=args.base_depth or None,
@@ -166,11 +166,9 @@ def main() -> None:
             use_bias=True,
             input_shape=dataset.input_shape,
             num_classes=dataset.num_classes,
-            options=(
-                ("normalization", "layer"),
-                ("heads", args.heads),
-                ("head_dim", args.head_dim),
-            ),
+            normalization="layer",
+            heads=args.heads,
+            head_dim=args.head_dim,
         )
         for size in sizes:  # one size at a time: the JSON grows as sizes finish
             if any(e[axis] == size for e in results):

@@ -26,6 +26,7 @@ from scaling.checks import (
     write_results,
 )
 from scaling.probes import PROBES, Report, Request
+from scaling.setup import PROBE_DEFAULTS
 from scaling_training import errors
 from scaling_training.errors import EXIT_WRITE_FAILED, ConfigError, fail, rule_error
 
@@ -43,15 +44,19 @@ flags.DEFINE_integer(
     "seeds", 3, "seeds per size (transfer: 4 unless given; its optimum is a seed-mean curve's)"
 )
 flags.DEFINE_integer(
-    "base_width", 64, "width at which the rule equals its base rule; 0 = each width (one LR)"
+    "base_width",
+    PROBE_DEFAULTS.base_width,
+    "width at which the rule equals its base rule; 0 = each width (one LR)",
 )
 flags.DEFINE_integer("base_depth", 0, "depth at which depth rules are neutral; 0 = each depth")
-flags.DEFINE_string("activation", "relu", f"activation: {', '.join(sorted(rules.GAINS))}")
-flags.DEFINE_bool("bias", False, "use biases")
+flags.DEFINE_string(
+    "activation", PROBE_DEFAULTS.activation, f"activation: {', '.join(sorted(rules.GAINS))}"
+)
+flags.DEFINE_bool("bias", PROBE_DEFAULTS.use_bias, "use biases")
 flags.DEFINE_enum(
     "normalization",
     "",
-    ["", "none", "batch", "layer", "rms"],
+    ["", *zoo.NORMALIZATIONS],
     "zoo models: normalization layers ('' = none, the probes' default; batch = BatchNorm, "
     "trained in training mode, its statistics kept per member)",
 )
@@ -139,9 +144,9 @@ def zoo_spec(f, dataset, outputs: int):
     """The probes' spec of a zoo family from the flags (`outputs`: the readout's size)."""
     from scaling.setup import ProbeModel
 
-    return ProbeModel(
-        model=f.model,
+    return ProbeModel.of(
         rule=f.rule,
+        name=f.model,
         base_width=f.base_width or None,
         base_depth=f.base_depth or None,
         activation=f.activation,
@@ -149,7 +154,7 @@ def zoo_spec(f, dataset, outputs: int):
         use_bias=f.bias,
         input_shape=dataset.input_shape,
         num_classes=outputs,
-        options=(("normalization", f.normalization),) if f.normalization else (),
+        **({"normalization": f.normalization} if f.normalization else {}),
     )
 
 

@@ -61,7 +61,7 @@ def argmin_positive(poly: np.polynomial.Polynomial) -> float:
 
 def measure(spec: ProbeModel, widths, depth: int, seeds: int, batch: int = 16) -> dict[str, Any]:
     """eta_opt (the minimiser of the one-step loss) at every width, `seeds` inits each."""
-    if spec.activation != "linear" or spec.use_bias:
+    if spec.config.activation != "linear" or spec.config.use_bias:
         raise ValueError("poly needs a deep linear MLP: --activation=linear without biases")
     results = []
     for width in widths:

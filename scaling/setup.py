@@ -11,43 +11,51 @@ import numpy as np
 from flax import nnx
 
 import zoo
-from scaling_training.models import ModelChoice
+from scaling_training import models
+
+# The probes' model unless told otherwise: an MLP on 40 inputs, 10 outputs, no biases, base
+# width 64, under the SGD family.
+PROBE_DEFAULTS = zoo.ModelConfig(
+    input_shape=(40,), num_classes=10, base_width=64, use_bias=False, optimizer="sgd"
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class ProbeModel:
-    """A model family under a rule; widths and depths vary, everything else stays."""
+    """A zoo model under a rule: `config` is the model (its width and depth are the ones the
+    probes vary, `config.at(width, depth)`; base_width None: each width is its own base, one
+    LR for all layers; base_depth None: no depth scaling)."""
 
-    model: str = "mlp"
     rule: str = "mup"
-    base_width: int | None = 64  # None: each width is its own base (one LR for all layers)
-    base_depth: int | None = None  # None: each depth is its own base (no depth scaling)
-    activation: str = "relu"
-    optimizer: str = "sgd"  # the optimizer family the rule scales for
-    use_bias: bool = False
-    input_shape: tuple[int, ...] = (40,)
-    num_classes: int = 10
-    options: tuple[tuple[str, object], ...] = ()  # further ModelConfig fields
+    config: zoo.ModelConfig = PROBE_DEFAULTS
 
-    def choice(self, width: int, depth: int) -> ModelChoice:
-        return ModelChoice(
-            model=self.model,
-            rule=self.rule,
-            width=width,
-            depth=depth,
-            base_width=self.base_width,
-            base_depth=self.base_depth,  # None: each depth is its own base
-            activation=self.activation,
-            use_bias=self.use_bias,
-            optimizer_family=self.optimizer,
-            options=self.options,
-        )
+    @classmethod
+    def of(cls, rule: str = "mup", **fields) -> ProbeModel:
+        """`rule` on PROBE_DEFAULTS with `fields` (zoo.ModelConfig's) replaced."""
+        return cls(rule, dataclasses.replace(PROBE_DEFAULTS, **fields))
 
-    def config(self, width: int, depth: int) -> zoo.ModelConfig:
-        return self.choice(width, depth).config(self.input_shape, self.num_classes)
+    # What every probe reads of its model (scaling.user_models.UserModel has the same).
+    @property
+    def model(self) -> str:
+        return self.config.name
+
+    @property
+    def optimizer(self) -> str:
+        return self.config.optimizer
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.config.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def at(self, width: int, depth: int) -> zoo.ModelConfig:
+        return self.config.at(width, depth)
 
     def build(self, width: int, depth: int, seed: int) -> nnx.Module:
-        return self.choice(width, depth).build(self.input_shape, self.num_classes, seed)
+        return models.build(self.at(width, depth), self.rule, seed)
 
 
 def normalized_inputs(shape: tuple[int, ...], batch: int, seed: int) -> jax.Array:

@@ -17,7 +17,6 @@ rename and the manifest) is refused the same way: move it away to resume from an
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -29,7 +28,7 @@ import jax
 import numpy as np
 
 from scaling_training import safe_files
-from scaling_training.config import TrainConfig
+from scaling_training.config import FLAG_DEFAULTS
 from scaling_training.errors import ConfigError
 
 MANIFEST = "integrity.json"
@@ -284,7 +283,7 @@ def meta_problem(meta: Any, step: int) -> str | None:
 
 
 # Each setting's default: what the trainer did before that setting existed.
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_DEFAULTS = FLAG_DEFAULTS
 
 
 def _added_since(key: str, value) -> bool:

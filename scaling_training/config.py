@@ -1,5 +1,11 @@
 """The training configuration: its settings, per-model defaults and the record saved with a run
-(validation: scaling_training/validation.py)."""
+(validation: scaling_training/validation.py).
+
+A run's settings are `TrainConfig`: the model section `config.model` (a `zoo.ModelConfig`,
+whose fields are the model flags: `--model` is its `name`, `--bias` its `use_bias`) beside
+the optimizer, data and run settings. train.py's flags are `FLAG_DEFAULTS`, flat, as
+config.json records them; `TrainConfig.from_flags` builds the sections from them.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +18,11 @@ from scaling_training.errors import ConfigError
 OPTIMIZERS = tuple(OPTIMIZER_FAMILY)
 DTYPES = ("float32", "bfloat16")  # compute dtype; params and optimizer state stay float32
 
-# Settings left None in TrainConfig come from here: the model's entry, else "*".
-# Default `base_width` / `base_depth` are capped at --width / --depth (a smaller model is its
-# own base shape).
+# Flags left None (PER_MODEL) come from here: the model's entry, else "*", else the
+# zoo.ModelConfig field's own default. Default `base_width` / `base_depth` are capped at
+# --width / --depth (a smaller model is its own base shape).
 MODEL_DEFAULTS: dict[str, dict] = {
-    "*": dict(
-        width=256,
-        depth=3,
-        base_width=64,
-        base_depth=1,
-        lr=3e-3,
-        steps=2000,
-        normalization="none",
-        kernel_size=3,
-        batch_size=128,
-    ),
+    "*": dict(base_width=64, base_depth=1, lr=3e-3, steps=2000, batch_size=128),
     "resmlp": dict(depth=4, base_depth=4),
     "cnn1d": dict(width=64, depth=4, base_width=16, base_depth=4, kernel_size=5),
     "cnn2d": dict(width=64, depth=4, base_width=16, base_depth=4),
@@ -52,28 +48,35 @@ MODEL_DEFAULTS: dict[str, dict] = {
     # digits test accuracy 0.953 at step 500, 0.983 at step 1000 (constant LR)
     "vit": dict(width=128, depth=2, base_width=64, base_depth=2, normalization="layer", steps=1000),
 }
-PER_MODEL = tuple(MODEL_DEFAULTS["*"])
+# Flags whose default depends on the model (None in FLAG_DEFAULTS).
+PER_MODEL = ("width", "depth", "base_width", "base_depth", "normalization", "kernel_size")
+PER_MODEL += ("lr", "steps", "batch_size")
+# The model flags: flag -> field of the model section, zoo.ModelConfig. Every field is a flag
+# of its own name, but these two renamed and those the build fills in (from the dataset, the
+# optimizer) or that only change how the model is computed.
+RENAMED = {"name": "model", "use_bias": "bias"}
+NOT_FLAGS = ("input_shape", "num_classes", "optimizer", "conv_implementation", "scan_blocks")
+MODEL_FLAGS: dict[str, str] = {
+    RENAMED.get(f.name, f.name): f.name
+    for f in dataclasses.fields(zoo.ModelConfig)
+    if f.name not in NOT_FLAGS
+}
+_MODEL_FIELDS = {f.name: f.default for f in dataclasses.fields(zoo.ModelConfig)}
 
 
 def model_default(model: str, field: str):
-    return MODEL_DEFAULTS.get(model, {}).get(field, MODEL_DEFAULTS["*"][field])
+    """The default of PER_MODEL flag `field` for `model`."""
+    for defaults in (MODEL_DEFAULTS.get(model, {}), MODEL_DEFAULTS["*"]):
+        if field in defaults:
+            return defaults[field]
+    return _MODEL_FIELDS[field]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    model: str = "mlp"
+    model: zoo.ModelConfig = zoo.ModelConfig()  # the model section: its flags are MODEL_FLAGS
     rule: str = "mup"
     rules_module: str = ""  # module or .py file registering extra rules
-    width: int | None = None  # None (here and below): the model's default, MODEL_DEFAULTS
-    depth: int | None = None
-    base_width: int | None = None
-    base_depth: int | None = None
-    activation: str = "relu"
-    normalization: str | None = None
-    dropout: float = 0.0
-    kernel_size: int | None = None
-    padding: str = "zero"
-    bias: bool = True
     optimizer: str = "adamw"
     lr: float | None = None
     momentum: float = 0.9
@@ -105,15 +108,7 @@ class TrainConfig:
     clip_norm: float = 0.0  # > 0: clip the gradients' global norm before the optimizer
     dtype: str = "float32"  # compute dtype of forward and backward passes
     augment: str = "auto"  # "auto": crop_flip for natural images (cifar), none otherwise
-    # --- transformers: lm, vit ---
-    heads: int = 4
-    head_dim: int = 0  # > 0: fixed head size (heads grow with width) instead of fixed heads
-    mlp_ratio: int = 4
-    positions: str = "learned"
-    tied: bool = False
-    pooling: str = "cls"
-    patch_size: int = 0
-    seq_len: int = 64  # text sets: tokens per training window
+    seq_len: int = 64  # text sets (lm): tokens per training window
     # --- run axes: length, batch, weight decay; help and checks: run_axes.py ---
     base_steps: int = 0  # 0: --steps (the length the LR was tuned at)
     base_batch_size: int = 0  # 0: --batch_size
@@ -126,14 +121,58 @@ class TrainConfig:
     beta2: float = 0.999  # Adam's beta2 (adam, adamw)
     transfer_from: str = ""  # a proxy sweep's workdir or a JSON of tuned values
 
+    @classmethod
+    def from_flags(cls, **values) -> TrainConfig:
+        """The run of train.py's flag `values` (FLAG_DEFAULTS' names; absent ones at their
+        defaults, None ones of PER_MODEL at the model's, MODEL_DEFAULTS). Checks nothing:
+        scaling_training.validation.validate does."""
+        unknown = sorted(set(values) - set(FLAG_DEFAULTS))
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(unknown)}")
+        values = FLAG_DEFAULTS | values
+        filled = {
+            flag: model_default(values["model"], flag) for flag in PER_MODEL if values[flag] is None
+        }
+        values |= filled
+        # A default base shape larger than the model would be invalid: use the model's own.
+        for base, size in (("base_width", "width"), ("base_depth", "depth")):
+            if base in filled and isinstance(values[size], int):
+                values[base] = min(values[base], values[size])
+        model = {field: values.pop(flag) for flag, field in MODEL_FLAGS.items()}
+        return cls(model=zoo.ModelConfig(**model), **values)
+
+    def with_flags(self, **changes) -> TrainConfig:
+        """This run with some flags changed (model flags too: `with_flags(bias=False)`)."""
+        return TrainConfig.from_flags(**(self.flags() | changes))
+
+    def flags(self) -> dict:
+        """Every flag's value (FLAG_DEFAULTS' names and order)."""
+        return {name: self.flag(name) for name in FLAG_DEFAULTS}
+
+    def flag(self, name: str):
+        """The value of flag `name` (`config.flag("width")` is `config.model.width`)."""
+        if name in MODEL_FLAGS:
+            return getattr(self.model, MODEL_FLAGS[name])
+        return getattr(self, name)
+
+    def model_for(self, input_shape: tuple[int, ...], num_classes: int) -> zoo.ModelConfig:
+        """The model section completed for a dataset (its input shape and classes) and the
+        optimizer family the rule scales for: what zoo.build takes."""
+        return dataclasses.replace(
+            self.model,
+            input_shape=tuple(input_shape),
+            num_classes=num_classes,
+            optimizer=self.optimizer_family,
+        )
+
     @property
     def dataset_name(self) -> str:
-        return self.dataset or zoo.DEFAULT_DATASETS[self.model]
+        return self.dataset or zoo.DEFAULT_DATASETS[self.model.name]
 
     @property
     def workdir_path(self) -> str:
-        default = f"runs/{self.model}_{self.rule}_w{self.width}_d{self.depth}_s{self.seed}"
-        return self.workdir or default
+        m = self.model
+        return self.workdir or f"runs/{m.name}_{self.rule}_w{m.width}_d{m.depth}_s{self.seed}"
 
     @property
     def weight_decay_value(self) -> float:
@@ -146,26 +185,15 @@ class TrainConfig:
         return OPTIMIZER_FAMILY[self.optimizer]
 
 
-def with_model_defaults(config: TrainConfig) -> TrainConfig:
-    """`config` with every None setting of PER_MODEL replaced by the model's default."""
-    filled = {
-        field: model_default(config.model, field)
-        for field in PER_MODEL
-        if getattr(config, field) is None
-    }
-    config = dataclasses.replace(config, **filled)
-    # A default base shape larger than the model would be invalid: use the model's own.
-    capped = {
-        base: min(getattr(config, base), getattr(config, size))
-        for base, size in (("base_width", "width"), ("base_depth", "depth"))
-        if base in filled and isinstance(getattr(config, size), int)
-    }
-    return dataclasses.replace(config, **capped)
+# train.py's flags and their defaults (None: PER_MODEL, the model's), config.json's keys.
+FLAG_DEFAULTS: dict = {
+    flag: None if flag in PER_MODEL else _MODEL_FIELDS[field] for flag, field in MODEL_FLAGS.items()
+} | {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
 
 
 def config_record(config: TrainConfig) -> dict:
     """config.json's content: every setting, with defaults resolved."""
-    return dataclasses.asdict(config) | {
+    return config.flags() | {
         "workdir": config.workdir_path,
         "dataset": config.dataset_name,
         "weight_decay": config.weight_decay_value,

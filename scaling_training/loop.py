@@ -18,11 +18,11 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
     """The run's dataset (scaling_training/datasets.py), checked against the model's patch
     grid and the batch size; ConfigError naming the flag otherwise."""
     dataset = datasets.load(config.dataset_name, config.data_dir, config.seq_len)
-    if config.model == "vit":
+    if config.model.name == "vit":
         from zoo.vit import patch_grid
 
         try:
-            patch_grid(dataset.input_shape, config.patch_size)
+            patch_grid(dataset.input_shape, config.model.patch_size)
         except ValueError as e:
             raise ConfigError("patch_size", f"{e} ({dataset.name})") from None
     if config.batch_size > len(dataset.x_train):

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 import rules
 import scaling_data as data
+from scaling_training import models
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError, rule_error
-from scaling_training.models import ModelChoice
 from scaling_training.optimizers import make_optimizer
 from scaling_training.run_axes import optimizer_arguments
 from scaling_training.schedules import with_schedule_and_clipping
@@ -21,12 +21,12 @@ from scaling_training.schedules import with_schedule_and_clipping
 def build_model(config: TrainConfig, dataset: data.Dataset, seed: int | None = None):
     """The zoo model of `config` for `dataset`, seeded from `seed` (default `config.seed`);
     ConfigError when the rule does not fit the model."""
-    choice = ModelChoice.from_settings(config)
+    model = config.model_for(dataset.input_shape, dataset.num_classes)
     seed = config.seed if seed is None else seed
     try:
-        return choice.build(dataset.input_shape, dataset.num_classes, seed)
+        return models.build(model, config.rule, seed)
     except rules.RuleError as e:
-        raise rule_error(e, config.model) from None
+        raise rule_error(e, model.name) from None
 
 
 def build_optimizer(config: TrainConfig, model, lr: float | None = None):

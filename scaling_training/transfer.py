@@ -25,7 +25,7 @@ import os
 
 from rules.optim_names import OPTIMIZERS as OPTIMIZER_FAMILY
 from scaling_training import run_axes
-from scaling_training.config import PER_MODEL, TrainConfig
+from scaling_training.config import FLAG_DEFAULTS, PER_MODEL, TrainConfig
 from scaling_training.errors import ConfigError
 
 FLAG = "transfer_from"
@@ -42,7 +42,6 @@ SAME = ("model", "dataset", "rule", "weight_decay_mode")
 # Settings the transfer sets itself.
 SET_BY_TRANSFER = ("lr", "weight_decay", "lrs", "base_steps", "base_batch_size")
 NEEDED_IN_JSON = ("lr", "model", "optimizer", "dataset", "steps", "batch_size")
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _NUMBERS = {"lr", "weight_decay", "dropout", "momentum", "clip_norm", "beta2", "horizon_beta"}
 
 
@@ -68,7 +67,7 @@ def load_proxy(path: str) -> Proxy:
     missing = [key for key in NEEDED_IN_JSON if key not in settings]
     if missing:
         raise ConfigError(FLAG, f"{path} lacks {', '.join(missing)} (needed to transfer)")
-    unknown = sorted(set(settings) - set(_FIELDS) - {"sweep_lrs"})
+    unknown = sorted(set(settings) - set(FLAG_DEFAULTS) - {"sweep_lrs"})
     if unknown:
         raise ConfigError(FLAG, f"{path} has unknown settings: {', '.join(unknown)}")
     _check_types(settings, path)
@@ -109,9 +108,9 @@ def _read_json(path: str):
 
 def _check_types(settings: dict, path: str) -> None:
     for key, value in settings.items():
-        if key not in _FIELDS or value is None:
+        if key not in FLAG_DEFAULTS or value is None:
             continue
-        default = _FIELDS[key].default
+        default = FLAG_DEFAULTS[key]
         if key in _NUMBERS:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             ok = ok and math.isfinite(value)
@@ -130,36 +129,36 @@ def _check_types(settings: dict, path: str) -> None:
             raise ConfigError(FLAG, f"{path}: {key} = {settings[key]} is not a valid value")
 
 
-def resolve(config: TrainConfig, given: set[str]) -> TrainConfig:
-    """The target's settings: `config` (whose flags in `given` the user set) completed from
-    the proxy of `config.transfer_from`. ConfigError for what cannot be transferred."""
-    if not config.transfer_from:
-        return config
-    proxy = load_proxy(config.transfer_from)
+def resolve(values: dict, given: set[str]) -> dict:
+    """The target's flag values: `values` (whose flags in `given` the user set) completed
+    from the proxy of `--transfer_from`. ConfigError for what cannot be transferred."""
+    if not values["transfer_from"]:
+        return values
+    source = values["transfer_from"]
+    proxy = load_proxy(source)
     theirs = proxy.settings
     for flag in SET_BY_TRANSFER:
         if flag in given:
-            raise ConfigError(
-                flag, f"--transfer_from sets it from the proxy ({config.transfer_from}); drop one"
-            )
+            raise ConfigError(flag, f"--transfer_from sets it from the proxy ({source}); drop one")
     for flag in SAME:
-        if flag in given and flag in theirs and getattr(config, flag) != theirs[flag]:
+        if flag in given and flag in theirs and values[flag] != theirs[flag]:
             raise ConfigError(
                 flag,
                 f"the proxy was tuned with {flag} {theirs[flag]!r}; its lr does not carry to "
-                f"{getattr(config, flag)!r} (tune a proxy with that {flag})",
+                f"{values[flag]!r} (tune a proxy with that {flag})",
             )
-    if "optimizer" in given and not _same_optimizer(config.optimizer, theirs["optimizer"]):
+    ours = values["optimizer"]
+    if "optimizer" in given and not _same_optimizer(ours, theirs["optimizer"]):
         raise ConfigError(
             "optimizer",
             f"the proxy was tuned with {theirs['optimizer']} ({_family(theirs['optimizer'])} "
-            f"family); its lr does not carry to {config.optimizer} ({_family(config.optimizer)})",
+            f"family); its lr does not carry to {ours} ({_family(ours)})",
         )
     changes = {k: theirs[k] for k in INHERITED if k not in given and theirs.get(k) is not None}
     for flag in ("base_width", "base_depth"):
         if theirs.get(flag) is None:
             continue
-        if flag in given and getattr(config, flag) != theirs[flag]:
+        if flag in given and values[flag] != theirs[flag]:
             raise ConfigError(
                 flag,
                 f"the proxy's lr is the one at its {flag} {theirs[flag]}; keep it (drop --{flag})",
@@ -171,7 +170,7 @@ def resolve(config: TrainConfig, given: set[str]) -> TrainConfig:
         "base_steps": theirs.get("base_steps") or theirs["steps"],
         "base_batch_size": theirs.get("base_batch_size") or theirs["batch_size"],
     }
-    return dataclasses.replace(config, **changes)
+    return values | changes
 
 
 def _family(name: str) -> str:
@@ -199,13 +198,14 @@ def describe(config: TrainConfig) -> list[str]:
             "beyond the grid"
         )
     for axis, base in (("width", "base_width"), ("depth", "base_depth")):
-        size, theirs_size = getattr(config, axis), theirs.get(axis, getattr(config, axis))
+        size = config.flag(axis)
+        theirs_size = theirs.get(axis, size)
         text = f"  {axis} {theirs_size} -> {size}"
         if size == theirs_size:
             head.append(text + ": same")
         else:
             head.append(
                 f"{text}: rule {config.rule}'s per-layer multipliers from --{base}="
-                f"{getattr(config, base)}; the global lr carries over (x 1)"
+                f"{config.flag(base)}; the global lr carries over (x 1)"
             )
     return head + lines

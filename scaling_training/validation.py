@@ -14,21 +14,13 @@ import os
 import rules
 import scaling_data as data
 import zoo
-from scaling_training.config import (
-    DTYPES,
-    OPTIMIZERS,
-    TrainConfig,
-    sweep_lrs,
-    with_model_defaults,
-)
+from scaling_training.config import DTYPES, OPTIMIZERS, TrainConfig, sweep_lrs
 from scaling_training.errors import ConfigError
 from scaling_training.interrupts import Interrupted
 from scaling_training.messages import user_error
-from scaling_training.models import PADDINGS
 from scaling_training.pairs import pair_problem
 from scaling_training.run_axes import validate_axes
 from scaling_training.schedules import SCHEDULES
-from zoo.depths import check_depth
 
 
 def _choose(flag: str, value: str, choices) -> None:
@@ -37,11 +29,12 @@ def _choose(flag: str, value: str, choices) -> None:
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    """Check every setting; raise ConfigError naming the first bad flag.
+    """Check every setting; raise ConfigError naming the first bad flag (the model section's
+    own checks: `zoo.ModelConfig.validate`).
 
-    Returns the config with per-model defaults filled in (what the run uses).
+    Returns the config with `--augment=auto` resolved (what the run uses).
     """
-    _choose("model", config.model, zoo.names())
+    _choose("model", config.model.name, zoo.names())
     if config.rules_module:
         try:
             rules.import_rules(config.rules_module)
@@ -55,36 +48,19 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ConfigError(
                 "rules_module", f"cannot import {config.rules_module!r}: {user_error(e)}"
             ) from None
-    config = with_model_defaults(config)
     _choose("rule", config.rule, rules.names())
     _choose("optimizer", config.optimizer, OPTIMIZERS)
-    _choose("activation", config.activation, sorted(rules.GAINS))
-    _choose("normalization", config.normalization, zoo.NORMALIZATIONS)
-    _choose("padding", config.padding, tuple(PADDINGS))
-    if not 0 <= config.dropout < 1:  # also rejects NaN
-        raise ConfigError("dropout", f"must be in [0, 1), got {config.dropout}")
+    config.model.validate(ConfigError)  # after --rules_module: it may add activations
     validate_transformer(config)
     if config.dataset:
         _choose("dataset", config.dataset, data.names())
-    pair = pair_problem(config.model, config.dataset_name)  # every pair: scaling_training/pairs.py
+    # every (model, dataset) pair: scaling_training/pairs.py
+    pair = pair_problem(config.model.name, config.dataset_name)
     if pair:
         raise ConfigError("dataset", pair)
-    for flag in ("width", "depth", "kernel_size", "steps", "batch_size", "eval_every", "log_every"):
+    for flag in ("steps", "batch_size", "eval_every", "log_every"):
         if getattr(config, flag) < 1:
             raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
-    for flag in ("depth", "base_depth"):
-        try:
-            check_depth(config.model, getattr(config, flag))
-        except ValueError as e:
-            raise ConfigError(flag, str(e)) from None
-    if not 1 <= config.base_width <= config.width:
-        raise ConfigError(
-            "base_width", f"must be between 1 and --width={config.width}, got {config.base_width}"
-        )
-    if not 1 <= config.base_depth <= config.depth:
-        raise ConfigError(
-            "base_depth", f"must be between 1 and --depth={config.depth}, got {config.base_depth}"
-        )
     if not 0 < config.lr < math.inf:  # also rejects NaN
         raise ConfigError("lr", f"must be > 0 and finite, got {config.lr}")
     if not 0 <= config.weight_decay_value < math.inf:
@@ -167,41 +143,19 @@ def validate_features(config: TrainConfig) -> TrainConfig:
 
 
 def validate_transformer(config: TrainConfig) -> None:
-    """The flags of lm and vit: attention shape, positions, pooling, patches, text windows."""
-    _choose("positions", config.positions, zoo.POSITIONS)
-    _choose("pooling", config.pooling, zoo.POOLINGS)
-    for flag in ("heads", "mlp_ratio", "seq_len"):
-        if getattr(config, flag) < 1:
-            raise ConfigError(flag, f"must be >= 1, got {getattr(config, flag)}")
-    for flag in ("head_dim", "patch_size"):
-        if getattr(config, flag) < 0:
-            raise ConfigError(flag, f"must be >= 0 (0: automatic), got {getattr(config, flag)}")
+    """The transformers' data flags: --seq_len, and a text set for lm only (their model
+    flags are the model section's, zoo.ModelConfig.validate)."""
+    if config.seq_len < 1:
+        raise ConfigError("seq_len", f"must be >= 1, got {config.seq_len}")
     if config.seq_len > 4096:
         raise ConfigError("seq_len", f"must be <= 4096, got {config.seq_len}")
-    if config.model not in ("lm", "vit"):
+    model = config.model.name
+    if model not in zoo.TRANSFORMERS:
         return
-    if config.head_dim:
-        if config.width % config.head_dim or config.base_width % config.head_dim:
-            raise ConfigError(
-                "head_dim",
-                f"--width={config.width} and --base_width={config.base_width} must be "
-                f"multiples of --head_dim={config.head_dim}",
-            )
-        head_dim = config.head_dim
-    else:
-        if config.width % config.heads or config.base_width % config.heads:
-            raise ConfigError(
-                "heads",
-                f"--width={config.width} and --base_width={config.base_width} must be "
-                f"multiples of --heads={config.heads}",
-            )
-        head_dim = config.width // config.heads
-    if config.positions == "rotary" and head_dim % 2:
-        raise ConfigError("positions", f"rotary needs an even head size, got {head_dim}")
     dataset = config.dataset_name
-    if (config.model == "lm") != data.is_text(dataset):
-        wanted = "a text set (grammar_text)" if config.model == "lm" else "an image or 1D set"
-        raise ConfigError("dataset", f"--model={config.model} needs {wanted}, got {dataset!r}")
+    if (model == "lm") != data.is_text(dataset):
+        wanted = "a text set (grammar_text)" if model == "lm" else "an image or 1D set"
+        raise ConfigError("dataset", f"--model={model} needs {wanted}, got {dataset!r}")
 
 
 def validate_processes(config: TrainConfig) -> None:

@@ -47,7 +47,8 @@ def test_unknown_implementation_is_rejected():
         rules.Conv(rules.LayerMeta("hidden", 9, 4), rules.sp, (3,), implementation="cudnn",
                    rngs=nnx.Rngs(0))  # fmt: skip
     with pytest.raises(ValueError, match="conv_implementation"):
-        zoo.ModelConfig(input_shape=(8, 8, 3), num_classes=10, conv_implementation="fft")
+        config = zoo.ModelConfig(input_shape=(8, 8, 3), num_classes=10, conv_implementation="fft")
+        config.validate()
 
 
 def test_zoo_models_pass_the_choice_to_every_conv():

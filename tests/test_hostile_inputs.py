@@ -249,7 +249,7 @@ def unfinished(tmp_path_factory):
     from scaling_training.loop import train
 
     work = tmp_path_factory.mktemp("unfinished") / "work"
-    train(TrainConfig(**SETTINGS, workdir=str(work)), echo=lambda _: None)
+    train(TrainConfig.from_flags(**SETTINGS, workdir=str(work)), echo=lambda _: None)
     shutil.rmtree(work / "checkpoints" / "4")
     return work
 
@@ -406,7 +406,7 @@ def test_a_sealed_checkpoint_resumes(unfinished, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(unfinished, work)
     lines = []
-    result = train(TrainConfig(**SETTINGS, workdir=str(work)), echo=lines.append)
+    result = train(TrainConfig.from_flags(**SETTINGS, workdir=str(work)), echo=lines.append)
     assert result.steps_done == 4 and not result.diverged
     assert any("resuming from the checkpoint of step 2" in line for line in lines)
     assert ck.manifest_problem(str(work / "checkpoints" / "4")) is None
@@ -436,8 +436,8 @@ def _logits_fit(model: str, dataset_name: str) -> bool:
     from flax import nnx
 
     import scaling_data as data
-    from scaling_training.config import TrainConfig, with_model_defaults
-    from scaling_training.models import ModelChoice
+    from scaling_training import models
+    from scaling_training.config import TrainConfig
 
     if dataset_name in data.TFDS_DATASETS:  # not prepared here: their image shape
         shape, classes = (32, 32, 3), data.TFDS_DATASETS[dataset_name][1]
@@ -446,11 +446,12 @@ def _logits_fit(model: str, dataset_name: str) -> bool:
         dataset = _load(dataset_name)
         shape, classes = tuple(dataset.input_shape), dataset.num_classes
         x, y = dataset.x_train[:2], dataset.y_train[:2]
-    config = with_model_defaults(
-        TrainConfig(model=model, dataset=dataset_name, width=8, base_width=8, seq_len=16)
+    config = TrainConfig.from_flags(
+        model=model, dataset=dataset_name, width=8, base_width=8, seq_len=16
     )
     try:
-        built = nnx.eval_shape(lambda: ModelChoice.from_settings(config).build(shape, classes, 0))
+        model = config.model_for(shape, classes)
+        built = nnx.eval_shape(lambda: models.build(model, config.rule, 0))
         logits = nnx.eval_shape(lambda m, x: m(x), built, jax.numpy.asarray(x))
     except (ValueError, TypeError):
         return False
@@ -493,7 +494,7 @@ def test_every_pair_is_supported_or_refused_before_anything_moves():
     checked = 0
     for model in zoo.names():
         for dataset in data.names():
-            config = TrainConfig(model=model, dataset=dataset, width=8, base_width=8)
+            config = TrainConfig.from_flags(model=model, dataset=dataset, width=8, base_width=8)
             try:
                 validate(config)
                 refused = None
@@ -633,7 +634,7 @@ def test_unreadable_prepared_data_is_a_data_dir_error(monkeypatch):
         raise RuntimeError("Corrupted Riegeli/records file: block header hash mismatch\nmore")
 
     monkeypatch.setattr(data, "load", garbage)
-    config = TrainConfig(dataset="digits", data_dir="/somewhere")
+    config = TrainConfig.from_flags(dataset="digits", data_dir="/somewhere")
     with pytest.raises(ConfigError, match="--data_dir: cannot read or prepare digits") as e:
         load_dataset(config)
     assert "\n" not in str(e.value) and "more" not in str(e.value)  # its first line only

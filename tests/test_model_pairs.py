@@ -31,7 +31,7 @@ FAMILIES = {
 # further ModelConfig fields per family. Transformers are pre-LN: they need their norm. Their
 # blocks run as a Python loop here: the probes run eagerly, and an eager nnx.scan compiles
 # its body again for every model (scanned == unrolled is tested in test_zoo_stack.py).
-TRANSFORMER = (("normalization", "layer"), ("scan_blocks", False))
+TRANSFORMER = dict(normalization="layer", scan_blocks=False)
 OPTIONS = {"vit": TRANSFORMER}
 FAST = {
     ("mlp", "mup"),
@@ -49,14 +49,14 @@ def spec(family, rule, base_depth=None):
     shape, depth, _, base = FAMILIES[family]
     if family == "resnet" and base_depth is not None:
         base_depth = depth  # the shallowest ResNet (8 = 6 x 1 + 2) is the base
-    return ProbeModel(
-        model=family,
+    return ProbeModel.of(
+        name=family,
         rule=rule,
         base_width=base,
         base_depth=base_depth,
         input_shape=shape,
         num_classes=10,
-        options=OPTIONS.get(family, ()),
+        **OPTIONS.get(family, {}),
     )
 
 
@@ -122,14 +122,14 @@ def lm_update_sizes(rule, width, seeds=4):
 
     from scaling.update import update_sizes
 
-    spec = ProbeModel(
-        model="lm",
+    spec = ProbeModel.of(
+        name="lm",
         rule=rule,
         base_width=32,
         base_depth=1,
         input_shape=(LM_LENGTH,),
         num_classes=LM_VOCAB,
-        options=TRANSFORMER,
+        **TRANSFORMER,
     )
     per_seed = []
     for seed in range(seeds):

@@ -27,7 +27,7 @@ def run_in_process(workdir):
     from scaling_training.loop import train
 
     lines = []
-    train(TrainConfig(**SETTINGS, workdir=str(workdir)), echo=lines.append)
+    train(TrainConfig.from_flags(**SETTINGS, workdir=str(workdir)), echo=lines.append)
     return "\n".join(lines)
 
 

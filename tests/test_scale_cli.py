@@ -44,7 +44,7 @@ def test_bad_scale_flags_are_one_line_and_status_2(bad_flag_results, args, start
 def test_progress_bar_plot_and_tensorboard_events(tmp_path):
     pytest.importorskip("tensorboardX")
     lines = []
-    config = TrainConfig(
+    config = TrainConfig.from_flags(
         width=16, base_width=16, depth=1, steps=6, eval_every=3, log_every=3, batch_size=16,
         dataset="teacher", checkpoint_every=0, tensorboard=True, workdir=str(tmp_path),
     )  # fmt: skip

@@ -124,7 +124,7 @@ def test_two_processes_train_like_one(tmp_path):
     from scaling_training.loop import train
 
     # The same settings on one device, in this process.
-    train(TrainConfig(**SETTINGS, workdir=str(tmp_path / "one")), echo=lambda _: None)
+    train(TrainConfig.from_flags(**SETTINGS, workdir=str(tmp_path / "one")), echo=lambda _: None)
 
     def losses(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
@@ -173,7 +173,7 @@ def test_two_processes_sweep_like_one(tmp_path):
     from scaling_training.config import TrainConfig
     from scaling_training.loop import train
 
-    config = TrainConfig(**SETTINGS, optimizer="sgd", lrs="0.03,1e5,0.3,0.1")
+    config = TrainConfig.from_flags(**SETTINGS, optimizer="sgd", lrs="0.03,1e5,0.3,0.1")
     train(dataclasses.replace(config, workdir=str(tmp_path / "one")), echo=lambda _: None)
     mh, one = (json.loads((tmp_path / n / "sweep.json").read_text()) for n in ("mh", "one"))
     assert mh["diverged"] == one["diverged"] == [[False, True, False, False]]

@@ -8,7 +8,7 @@ from scaling_training.config import ConfigError, TrainConfig, config_record
 
 
 def record(**overrides) -> dict:
-    return config_record(TrainConfig(**overrides))
+    return config_record(TrainConfig.from_flags(**overrides))
 
 
 def test_same_settings_resume():

@@ -10,7 +10,7 @@ from scaling_training.config import TrainConfig
 from scaling_training.loop import train
 from scaling_training.progress import read_metrics
 
-SMALL = TrainConfig(
+SMALL = TrainConfig.from_flags(
     width=32, base_width=16, depth=2, steps=16, eval_every=16, log_every=8, batch_size=32,
     dataset="teacher", optimizer="sgd", checkpoint_every=0, plots=False,
 )  # fmt: skip
@@ -74,8 +74,8 @@ def test_sweep_member_equals_its_run_with_batch_norm_and_dropout(tmp_path):
     No biases: a bias just before BatchNorm has a zero gradient up to rounding, and Adam
     would turn that rounding noise (which differs between vmapped and plain programs) into
     full-size steps of the running mean."""
-    config = dataclasses.replace(
-        SMALL, normalization="batch", dropout=0.5, optimizer="adam", bias=False, log_every=4
+    config = SMALL.with_flags(
+        normalization="batch", dropout=0.5, optimizer="adam", bias=False, log_every=4
     )
     sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
     train(dataclasses.replace(config, lrs="0.01,0.003", workdir=str(sweep_dir)), echo=quiet)

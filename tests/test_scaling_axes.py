@@ -178,7 +178,7 @@ def test_swept_weight_decay_and_schedule_match_single_runs():
     from scaling_training.optimizers import make_optimizer
     from scaling_training.schedules import with_schedule_and_clipping
 
-    spec, dataset, steps = ProbeModel(optimizer="adam", base_width=16), data.load("mnist1d"), 12
+    spec, dataset, steps = ProbeModel.of(optimizer="adam", base_width=16), data.load("mnist1d"), 12
     lrs, wds = [0.01, 0.01, 0.03], [0.0, 0.5, 2.0]
     schedule = Schedule("cosine", 3, None, "steps")
     grid = train_grid(GridSpec(spec, dataset, 1, steps, 32, "adam"), 16, 2, lrs, score=False,

@@ -49,7 +49,7 @@ def _hand(model, x, labels, optimizer, lr):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_one_step_diagnostics_match_a_hand_computation(optimizer):
-    spec = ProbeModel(rule="mup", base_width=16, optimizer=rules.OPTIMIZERS[optimizer],
+    spec = ProbeModel.of(rule="mup", base_width=16, optimizer=rules.OPTIMIZERS[optimizer],
                       input_shape=(12,), num_classes=5)  # fmt: skip
     model = spec.build(48, 1, 0)
     x = normalized_inputs((12,), 16, 1)
@@ -73,7 +73,7 @@ def test_one_step_diagnostics_match_a_hand_computation(optimizer):
 def test_alignment_of_a_gradient_step_exceeds_chance():
     """An SGD step's update x^T d is built from the layer's input, so it moves the layer's
     output far more than a weight-shaped change of the same norm: exponent near 1."""
-    spec = ProbeModel(rule="mup", base_width=64, input_shape=(12,), num_classes=5)
+    spec = ProbeModel.of(rule="mup", base_width=64, input_shape=(12,), num_classes=5)
     model = spec.build(256, 1, 0)
     x = normalized_inputs((12,), 4, 1)
     got = diagnostics.one_step(model, x, np.arange(4) % 5, "sgd", 0.1)

@@ -31,8 +31,8 @@ FAMILIES = {"sgd": "sgd", "adam": "adam"}  # one optimizer of each family the ru
 
 def spec(family: str, rule: str, optimizer: str, depth_base: int | None = None) -> ProbeModel:
     shape, classes = SHAPES[family]
-    return ProbeModel(
-        model=family,
+    return ProbeModel.of(
+        name=family,
         rule=rule,
         base_width=16,
         base_depth=depth_base,

@@ -16,7 +16,7 @@ def test_probe_matches_the_float64_reference(rule, base_width):
     with the rule's per-layer LR multipliers (muP's input LR x n at width 64 / base 16)."""
     import rules
 
-    model = ProbeModel(rule=rule, base_width=base_width, num_classes=3).build(64, 4, 0)
+    model = ProbeModel.of(rule=rule, base_width=base_width, num_classes=3).build(64, 4, 0)
     x = normalized_inputs((40,), 1, 1)
     y = jax.random.normal(jax.random.key(2), (1, 3))
     params = nnx.state(model, nnx.Param)

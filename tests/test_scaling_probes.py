@@ -15,8 +15,8 @@ from scaling_training.engine import split_model
 
 def test_coord_check_separates_mup_from_sp():
     widths = [128, 256, 512]
-    mup = coord.measure(ProbeModel(rule="mup", optimizer="adam"), widths, 3, 2, 1e-2, 3, "adam")
-    sp = coord.measure(ProbeModel(rule="sp", optimizer="adam"), widths, 3, 2, 1e-2, 3, "adam")
+    mup = coord.measure(ProbeModel.of(rule="mup", optimizer="adam"), widths, 3, 2, 1e-2, 3, "adam")
+    sp = coord.measure(ProbeModel.of(rule="sp", optimizer="adam"), widths, 3, 2, 1e-2, 3, "adam")
     for layer in mup["layers"]:
         assert abs(mup["slopes"][layer]["activation"]) < 0.1, layer
         assert abs(mup["slopes"][layer]["change"]) < 0.1, layer
@@ -27,7 +27,7 @@ def test_coord_check_separates_mup_from_sp():
 
 
 def test_power_iteration_matches_the_dense_hessian():
-    spec = ProbeModel(rule="mup", base_width=16)
+    spec = ProbeModel.of(rule="mup", base_width=16)
     model = spec.build(32, 2, 0)
     x = normalized_inputs((40,), 32, 1)
     labels = jax.random.randint(jax.random.key(0), (32,), 0, 10)
@@ -49,7 +49,7 @@ def test_power_iteration_matches_the_dense_hessian():
 
 
 def linear_spec(rule):
-    return ProbeModel(rule=rule, activation="linear", use_bias=False)
+    return ProbeModel.of(rule=rule, activation="linear", use_bias=False)
 
 
 def test_one_step_loss_polynomial_is_exact():
@@ -86,4 +86,4 @@ def test_mup_one_step_optimum_converges_in_width_while_sp_shifts_to_zero():
 
 def test_poly_refuses_nonlinear_models():
     with pytest.raises(ValueError, match="deep linear MLP"):
-        poly.measure(ProbeModel(rule="mup"), [64, 128], 2, 1)
+        poly.measure(ProbeModel.of(rule="mup"), [64, 128], 2, 1)

@@ -141,7 +141,7 @@ def test_default_sweep_grid_is_spaced_a_half_octave(optimizer, low, high):
     from scaling.probes import Request
     from scaling.setup import ProbeModel
 
-    request = Request(ProbeModel(optimizer=optimizer), (64, 256), (3,))
+    request = Request(ProbeModel.of(optimizer=optimizer), (64, 256), (3,))
     grid = request.lr_grid(fine=True)
     assert len(grid) == 19 and grid[0] == pytest.approx(low) and grid[-1] == pytest.approx(high)
     assert np.log2(grid[1:] / grid[:-1]) == pytest.approx(np.full(18, 0.5))
@@ -156,7 +156,7 @@ def test_a_proxy_lr_that_diverges_on_the_target_is_reported_as_such(monkeypatch)
     from scaling.probes import PROBES, Request
     from scaling.setup import ProbeModel
 
-    spec = ProbeModel(base_width=16)
+    spec = ProbeModel.of(base_width=16)
     lrs = [0.01, 0.03, 0.1]
     grid = GridSpec(spec, data.load("mnist1d"), seeds=2, steps=5, batch_size=32, optimizer="sgd")
     swept = transfer_error.sweep(grid, 16, 2, lrs, 0, lambda _: None, extra_lr=1e4)

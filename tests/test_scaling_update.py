@@ -13,7 +13,7 @@ def hidden(sizes):
 
 
 def test_first_order_matches_a_real_small_step():
-    model = ProbeModel(rule="mean_field").build(128, 4, 0)
+    model = ProbeModel.of(rule="mean_field").build(128, 4, 0)
     x = normalized_inputs((40,), 1, 1)
     y = jax.random.normal(jax.random.key(2), (1, 10))
     first, real = update_sizes(model, x, y), real_step_sizes(model, x, y, 1e-4)
@@ -31,7 +31,7 @@ def test_max_update_lr_criteria():
 
 
 def _hidden_ratio(rule, widths=(256, 512)):
-    result = measure(ProbeModel(rule=rule), widths, [3], seeds=4)["results"]
+    result = measure(ProbeModel.of(rule=rule), widths, [3], seeds=4)["results"]
     return hidden(result[1]["C"]) / hidden(result[0]["C"])
 
 
@@ -44,7 +44,7 @@ def test_mup_hidden_updates_stay_flat_in_width_while_sp_grows():
 def test_mean_field_maximal_update_lr_falls_with_depth():
     """Jelassi et al.: eta* ~ L^-3/2 for ReLU MLPs. Across L = 4 -> 8 at width 256 the code
     measures about 2^-1.6 (the finite-width corrections grow like exp(c L / n))."""
-    result = measure(ProbeModel(rule="mean_field"), [256], [4, 8], seeds=4)["results"]
+    result = measure(ProbeModel.of(rule="mean_field"), [256], [4, 8], seeds=4)["results"]
 
     def eta(entry):
         return np.mean(

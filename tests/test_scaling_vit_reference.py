@@ -14,7 +14,7 @@ from scaling import coord
 from scaling.capture import make_preactivations
 from scaling.setup import ProbeModel, normalized_inputs
 
-SPEC = ProbeModel(model="vit", rule="mup", base_width=16, input_shape=(8, 8, 1), num_classes=10)
+SPEC = ProbeModel.of(name="vit", rule="mup", base_width=16, input_shape=(8, 8, 1), num_classes=10)
 PATHS = {  # reference name -> the model's parameter path
     "input": ("input", "kernel"),
     "cls": ("cls_token", "table"),
@@ -80,9 +80,9 @@ def test_vit_sgd_lr_multipliers_follow_tensor_programs_v():
     pixels; the cls token and position tables: one-hot inputs, fan_in 1) and vectors
     (norm scales and biases of width-sized layers) are input-like, LR x n; hidden matrices
     LR x 1; the readout LR / n."""
-    spec = ProbeModel(
-        model="vit", rule="mup", base_width=16, use_bias=True, input_shape=(8, 8, 1),
-        num_classes=10, options=(("normalization", "layer"),),
+    spec = ProbeModel.of(
+        name="vit", rule="mup", base_width=16, use_bias=True, input_shape=(8, 8, 1),
+        num_classes=10, normalization="layer",
     )  # fmt: skip
     n = 4  # width 64 over base 16
     flat = jax.tree_util.tree_flatten_with_path(rules.lr_multipliers(spec.build(64, 2, 0)))[0]

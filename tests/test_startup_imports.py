@@ -10,7 +10,7 @@ CHECK = f"""
 import sys
 import train
 from scaling_training import config, validation
-validation.validate(config.TrainConfig())
+validation.validate(config.TrainConfig.from_flags())
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print(",".join(heavy))
 """

@@ -22,7 +22,7 @@ from scaling_training.progress import read_metrics
 from scaling_training.schedules import lr_factor, with_schedule_and_clipping
 from scaling_training.validation import validate
 
-SMALL = TrainConfig(
+SMALL = TrainConfig.from_flags(
     width=32, base_width=16, depth=2, steps=12, eval_every=4, log_every=4, batch_size=32,
     dataset="teacher", optimizer="sgd", checkpoint_every=0, plots=False,
 )  # fmt: skip

@@ -28,7 +28,8 @@ def quiet(_):
 
 
 def test_a_muon_sweep_member_is_its_run(tmp_path):
-    config = TrainConfig(**SETTINGS | dict(checkpoint_every=0, log_every=12, eval_every=12))
+    settings = SETTINGS | dict(checkpoint_every=0, log_every=12, eval_every=12)
+    config = TrainConfig.from_flags(**settings)
     train(dataclasses.replace(config, lrs="0.003,0.01", workdir=str(tmp_path / "s")), echo=quiet)
     result = json.loads((tmp_path / "s" / "sweep.json").read_text())
     single = train(dataclasses.replace(config, workdir=str(tmp_path / "r")), echo=quiet)
@@ -54,7 +55,7 @@ def test_a_killed_muon_run_resumes_exactly(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from the checkpoint of step 6" in resumed.stdout
     straight = tmp_path / "straight"
-    train(TrainConfig(**SETTINGS, workdir=str(straight)), echo=quiet)
+    train(TrainConfig.from_flags(**SETTINGS, workdir=str(straight)), echo=quiet)
     assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
     import jax
     import orbax.checkpoint as ocp

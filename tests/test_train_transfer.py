@@ -88,7 +88,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("proxy") / "sweep")
-    train(TrainConfig(**PROXY, workdir=workdir), echo=lambda _: None)
+    train(TrainConfig.from_flags(**PROXY, workdir=workdir), echo=lambda _: None)
     return workdir
 
 
@@ -313,7 +313,7 @@ BAD_FLAGS = [
 @pytest.mark.parametrize("changes,flag", BAD_FLAGS, ids=[f"{c}" for c, _ in BAD_FLAGS])
 def test_bad_run_axes_flags_name_the_flag(changes, flag):
     with pytest.raises(ConfigError) as caught:
-        validate(TrainConfig(**BASE, **changes))
+        validate(TrainConfig.from_flags(**BASE, **changes))
     assert caught.value.flag == flag
 
 
@@ -325,7 +325,7 @@ def test_bad_flag_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_default_flags_give_the_plain_optimizer_arguments():
-    config = validate(TrainConfig(**BASE))
+    config = validate(TrainConfig.from_flags(**BASE))
     assert run_axes.describe(config) == []
     assert run_axes.run_rule(config).transforms == ()
     assert run_axes.run_scales(config) == run_axes.axes.RunScales()
@@ -333,7 +333,7 @@ def test_default_flags_give_the_plain_optimizer_arguments():
 
 def test_flags_select_the_formulas():
     config = validate(
-        TrainConfig(
+        TrainConfig.from_flags(
             **BASE | dict(steps=32, batch_size=64),
             base_steps=8,
             base_batch_size=16,
@@ -365,7 +365,7 @@ def test_independent_decay_is_coupled_decay_divided_by_the_lr(tmp_path):
     losses = {}
     lr, decay = 0.05, 0.02
     for mode, value in (("coupled", decay / lr), ("independent", decay)):
-        config = TrainConfig(
+        config = TrainConfig.from_flags(
             **BASE, optimizer="sgd", lr=lr, weight_decay=value, weight_decay_mode=mode,
             plots=False, workdir=str(tmp_path / mode), log_every=4, eval_every=8,
         )  # fmt: skip
@@ -382,7 +382,8 @@ def test_optimizer_arguments_apply_the_decay_width_scaling():
     import rules
     import zoo
 
-    config = validate(TrainConfig(**BASE | dict(width=64), weight_decay_width="constant"))
+    settings = BASE | dict(width=64, weight_decay_width="constant")
+    config = validate(TrainConfig.from_flags(**settings))
     model_config = zoo.ModelConfig(
         input_shape=(40,), num_classes=10, width=64, depth=2, base_width=16, optimizer="adam"
     )
@@ -392,5 +393,5 @@ def test_optimizer_arguments_apply_the_decay_width_scaling():
     leaves = jax.tree.leaves(scales, is_leaf=lambda x: isinstance(x, rules.Scales))
     assert all(s.weight_decay == s.lr for s in leaves)
     assert {s.weight_decay for s in leaves} == {1.0, 0.25}
-    plain = validate(TrainConfig(**BASE | dict(width=64)))
+    plain = validate(TrainConfig.from_flags(**BASE | dict(width=64)))
     assert run_axes.optimizer_arguments(plain, model)[0] == rules.param_scales(model)

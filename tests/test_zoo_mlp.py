@@ -65,9 +65,9 @@ def test_unknown_model_and_bad_config():
     with pytest.raises(ValueError, match="choose one of: .*mlp"):
         zoo.build("transformer", config, rules.sp, nnx.Rngs(0))
     with pytest.raises(ValueError, match="base_width"):
-        zoo.ModelConfig(input_shape=(4,), num_classes=2, width=8, base_width=16)
+        zoo.ModelConfig(input_shape=(4,), num_classes=2, width=8, base_width=16).validate()
     with pytest.raises(ValueError, match="unknown activation"):
-        zoo.ModelConfig(input_shape=(4,), num_classes=2, activation="swish")
+        zoo.ModelConfig(input_shape=(4,), num_classes=2, activation="swish").validate()
 
 
 @pytest.mark.parametrize("normalization", ["batch", "layer"])

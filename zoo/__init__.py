@@ -1,6 +1,6 @@
 """Models that take every layer's init, multiplier and LR multiplier from a rule."""
 
-from zoo.config import NORMALIZATIONS, POOLINGS, POSITIONS, ModelConfig
+from zoo.config import NORMALIZATIONS, POOLINGS, POSITIONS, TRANSFORMERS, ModelConfig
 from zoo.registry import DEFAULT_DATASETS, build, names
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "NORMALIZATIONS",
     "POOLINGS",
     "POSITIONS",
+    "TRANSFORMERS",
     "ModelConfig",
     "build",
     "names",

@@ -19,7 +19,7 @@ class ConvUnit(nnx.Module):
 
     def __init__(self, config: ModelConfig, meta: LayerMeta, rule: Rule, dims: int, *, rngs):
         c = config
-        self.conv = Conv(meta, rule, (c.kernel_size,) * dims, padding=c.padding,
+        self.conv = Conv(meta, rule, (c.kernel_size,) * dims, padding=c.conv_padding,
                          use_bias=c.use_bias, implementation=c.conv_implementation,
                          rngs=rngs)  # fmt: skip
         norm = c.meta("norm", 1, meta.fan_out, scales_in=False, scales_out=True, gain=1.0)

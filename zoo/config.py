@@ -1,37 +1,59 @@
-"""What every model in the zoo is built from: its shape, and how to describe a layer to a rule."""
+"""The one description of a model: its family, shape and options (`ModelConfig`), checked by
+`ModelConfig.validate`, and how a layer of it is described to a rule.
+
+train.py's model flags and the probes' model are this class: each field is the flag of the
+same name (`name` is --model, `use_bias` is --bias), with its default here. `input_shape`,
+`num_classes` and `optimizer` come from the dataset and the optimizer when the model is
+built, not from the model's flags.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import rules
 from rules.meta import LayerMeta, Role
+from zoo.depths import check_depth
 
 NORMALIZATIONS = ("none", "batch", "layer", "rms")
 POSITIONS = ("learned", "rotary")  # transformers: position embeddings
 POOLINGS = ("cls", "mean")  # vit: class token or mean over patches
-PADDINGS = ("SAME", "CIRCULAR")
+# --padding word -> rules.Conv's padding (which a ModelConfig also accepts as is).
+PADDINGS = {"zero": "SAME", "circular": "CIRCULAR"}
 CONV_IMPLEMENTATIONS = ("im2col", "lax")  # as rules.Conv's `implementation`
+TRANSFORMERS = ("lm", "vit")  # families with attention: heads, head_dim, positions
+
+
+def value_error(flag: str, message: str) -> ValueError:
+    """`ModelConfig.validate`'s error unless the caller passes its own (train.py: ConfigError)."""
+    return ValueError(f"--{flag}: {message}")
+
+
+def _choose(flag: str, value, choices, error: Callable[[str, str], Exception]) -> None:
+    if value not in choices:
+        raise error(flag, f"unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Shape and options of a model; `base_*` = None means "same as the model" (no scaling)."""
+    """Family, shape and options of a model; `base_*` = None means "same as the model" (no
+    scaling). Constructing one checks nothing: `validate()` does (and `zoo.build` calls it)."""
 
-    input_shape: tuple[int, ...]
-    num_classes: int
+    input_shape: tuple[int, ...] = ()  # from the dataset when built
+    num_classes: int = 0  # from the dataset when built (the readout's size)
     width: int = 256
     depth: int = 3
     base_width: int | None = None
     base_depth: int | None = None
     activation: str = "relu"
-    use_bias: bool = True
+    use_bias: bool = True  # --bias
     optimizer: str = "adam"  # optimizer family the rule scales LRs for: "sgd" or "adam"
     normalization: str = "none"  # NORMALIZATIONS: "none", "batch", "layer" or "rms" (no bias)
     dropout: float = 0.0  # rate, after activations (inside residual branches for ResNets)
     kernel_size: int = 3  # convolutions: kernel extent along every spatial axis
-    padding: str = "SAME"  # convolutions: "SAME" (zeros) or "CIRCULAR"
+    padding: str = "zero"  # convolutions: PADDINGS, "zero" ("SAME") or "circular" ("CIRCULAR")
     conv_implementation: str = "im2col"  # convolutions: "im2col" or "lax" (same numbers)
     scan_blocks: bool = True  # run identical blocks with nnx.scan (False: a Python loop)
     # --- transformers (lm, vit) ---
@@ -42,40 +64,88 @@ class ModelConfig:
     tied: bool = False  # lm: readout shares the token embedding
     pooling: str = "cls"  # vit: "cls" token or "mean" over patches
     patch_size: int = 0  # vit: patch side (0: the image in a 4x4 grid, a sequence in 8)
+    name: str = "mlp"  # the family (--model): one of zoo.names()
 
-    def __post_init__(self):
-        if self.width < 1 or self.depth < 1:
-            raise ValueError(f"width and depth must be >= 1, got {self.width}, {self.depth}")
-        if self.base_width is not None and not 1 <= self.base_width <= self.width:
-            raise ValueError(
-                f"base_width must be in [1, width={self.width}], got {self.base_width}"
-            )
-        if self.base_depth is not None and not 1 <= self.base_depth <= self.depth:
-            raise ValueError(
-                f"base_depth must be in [1, depth={self.depth}], got {self.base_depth}"
-            )
-        rules.gain(self.activation)  # raises for an unknown activation
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"unknown normalization {self.normalization!r}; "
-                f"choose one of: {', '.join(NORMALIZATIONS)}"
-            )
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
-        if self.padding not in PADDINGS:
-            raise ValueError(f"unknown padding {self.padding!r}; choose one of: SAME, CIRCULAR")
+    def validate(self, error: Callable[[str, str], Exception] = value_error) -> ModelConfig:
+        """`self`, or `error(flag, message)` raised for the first bad setting, in train.py's
+        words (`--base_width: must be between 1 and --width=8, got 16`). The family `name`
+        itself is zoo.build's to check (it knows the families)."""
+        _choose("activation", self.activation, sorted(rules.GAINS), error)
+        _choose("normalization", self.normalization, NORMALIZATIONS, error)
+        if self.padding not in PADDINGS.values():  # rules.Conv's own words pass unmentioned
+            _choose("padding", self.padding, tuple(PADDINGS), error)
+        if not 0 <= self.dropout < 1:  # also rejects NaN
+            raise error("dropout", f"must be in [0, 1), got {self.dropout}")
+        self._validate_transformer(error)
+        for flag in ("width", "depth", "kernel_size"):
+            if getattr(self, flag) < 1:
+                raise error(flag, f"must be >= 1, got {getattr(self, flag)}")
+        for flag in ("depth", "base_depth"):
+            try:
+                if getattr(self, flag) is not None:
+                    check_depth(self.name, getattr(self, flag))
+            except ValueError as e:
+                raise error(flag, str(e)) from None
+        for base, size in (("base_width", "width"), ("base_depth", "depth")):
+            value, limit = getattr(self, base), getattr(self, size)
+            if value is not None and not 1 <= value <= limit:
+                raise error(base, f"must be between 1 and --{size}={limit}, got {value}")
         if self.conv_implementation not in CONV_IMPLEMENTATIONS:
-            raise ValueError(
-                f"unknown conv_implementation {self.conv_implementation!r}; choose im2col or lax"
+            raise error(
+                "conv_implementation",
+                f"unknown conv_implementation {self.conv_implementation!r}; choose im2col or lax",
             )
-        if self.positions not in POSITIONS:
-            raise ValueError(f"unknown positions {self.positions!r}; choose learned or rotary")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose cls or mean")
-        if self.mlp_ratio < 1 or self.heads < 1 or self.head_dim < 0 or self.patch_size < 0:
-            raise ValueError("mlp_ratio and heads must be >= 1, head_dim and patch_size >= 0")
+        return self
+
+    def _validate_transformer(self, error: Callable[[str, str], Exception]) -> None:
+        """The attention flags: ranges for every family, the shape rules for lm and vit."""
+        _choose("positions", self.positions, POSITIONS, error)
+        _choose("pooling", self.pooling, POOLINGS, error)
+        for flag in ("heads", "mlp_ratio"):
+            if getattr(self, flag) < 1:
+                raise error(flag, f"must be >= 1, got {getattr(self, flag)}")
+        for flag in ("head_dim", "patch_size"):
+            if getattr(self, flag) < 0:
+                raise error(flag, f"must be >= 0 (0: automatic), got {getattr(self, flag)}")
+        if self.name not in TRANSFORMERS:
+            return
+        base = self.base_width or self.width
+        size = self.head_dim or self.heads  # what the width and the base width must divide by
+        if self.width % size or base % size:
+            flag = "head_dim" if self.head_dim else "heads"
+            raise error(
+                flag,
+                f"--width={self.width} and --base_width={base} must be multiples of "
+                f"--{flag}={size}",
+            )
+        _, head_dim, _ = self.attention_shape()
+        if self.positions == "rotary" and head_dim % 2:
+            raise error("positions", f"rotary needs an even head size, got {head_dim}")
+
+    def attention_shape(self) -> tuple[int, int, int | None]:
+        """(heads, head_dim, base head_dim) of a transformer: `head_dim` > 0 fixes the head
+        size (heads grow with width; base None: the size does not scale); otherwise `heads`
+        is fixed and the head size width / heads grows (its base is base_width / heads)."""
+        if self.head_dim:
+            return self.width // self.head_dim, self.head_dim, None
+        base = self.base_width or self.width
+        return self.heads, self.width // self.heads, base // self.heads
+
+    def at(self, width: int, depth: int) -> ModelConfig:
+        """This model at another size, for the probes: a base larger than the size is capped
+        at it (a smaller model is its own base)."""
+        return dataclasses.replace(
+            self,
+            width=width,
+            depth=depth,
+            base_width=min(self.base_width or width, width),
+            base_depth=min(self.base_depth or depth, depth),
+        )
+
+    @property
+    def conv_padding(self) -> str:
+        """`padding` in rules.Conv's words: "SAME" or "CIRCULAR"."""
+        return PADDINGS.get(self.padding, self.padding)
 
     @property
     def input_size(self) -> int:

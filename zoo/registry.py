@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,11 @@ def names() -> list[str]:
 
 
 def build(name: str, config: ModelConfig, rule: Rule, rngs: nnx.Rngs) -> nnx.Module:
-    """Build model `name`; ValueError listing the choices for an unknown name."""
+    """Build model `name` from `config` (its `name` set to `name`, then validated);
+    ValueError listing the choices for an unknown name, or naming a bad setting."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+    config = dataclasses.replace(config, name=name).validate()
     module_name, class_name = MODELS[name].split(":")
     model_class = getattr(importlib.import_module(module_name), class_name)
     return model_class(config, rule, rngs=rngs)

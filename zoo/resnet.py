@@ -32,7 +32,7 @@ class BasicBlock(nnx.Module):
         def conv(fan_in: int, kernel: tuple[int, int], stride: int, **extra) -> Conv:
             meta = c.meta("hidden", fan_in, c_out, scales_in=True, scales_out=True,
                           gain=c.gain, **(fields | extra))  # fmt: skip
-            return Conv(meta, rule, kernel, strides=stride, padding=c.padding,
+            return Conv(meta, rule, kernel, strides=stride, padding=c.conv_padding,
                         use_bias=c.use_bias, implementation=c.conv_implementation,
                         rngs=rngs)  # fmt: skip
 
@@ -75,7 +75,7 @@ class ResNet(nnx.Module):
         k = (c.kernel_size, c.kernel_size)
         first = c.meta("input", channels * k[0] * k[1], c.width, scales_in=False,
                        scales_out=True, gain=1.0)  # fmt: skip
-        self.input = Conv(first, rule, k, padding=c.padding, use_bias=c.use_bias,
+        self.input = Conv(first, rule, k, padding=c.conv_padding, use_bias=c.use_bias,
                           implementation=c.conv_implementation, rngs=rngs)  # fmt: skip
         self.channels = channels
         self.stages = nnx.List()

@@ -25,27 +25,6 @@ from zoo.residual import branch_fields, branch_multiplier
 from zoo.stack import run_stack, stack
 
 
-def attention_shape(c: ModelConfig) -> tuple[int, int, int | None]:
-    """(heads, head_dim, base head_dim): `--head_dim` fixes the head size (heads grow with
-    width, base None: the size does not scale); otherwise `--heads` is fixed and the head
-    size width / heads grows (its base is base_width / heads)."""
-    if c.head_dim:
-        if c.width % c.head_dim:
-            raise ValueError(f"width {c.width} is not a multiple of head_dim {c.head_dim}")
-        return c.width // c.head_dim, c.head_dim, None
-    base = c.base_width or c.width
-    if c.width % c.heads or base % c.heads:
-        raise ValueError(f"width {c.width} and base width {base} must be multiples of heads")
-    return c.heads, c.width // c.heads, base // c.heads
-
-
-def check_shape(c: ModelConfig) -> None:
-    """ValueError for a transformer shape that cannot be built (cheap: no parameters)."""
-    _, head_dim, _ = attention_shape(c)
-    if c.positions == "rotary" and head_dim % 2:
-        raise ValueError(f"rotary positions need an even head_dim, got {head_dim}")
-
-
 def rotary(x: jax.Array, base: float = 10000.0) -> jax.Array:
     """Rotary position embedding (Su et al. 2021) of x [batch, length, heads, head_dim]:
     pairs (x_i, x_{i + d/2}) rotated by angle position x base^(-2i/d)."""
@@ -81,7 +60,7 @@ class TransformerBlock(nnx.Module):
 
     def __init__(self, c: ModelConfig, rule: Rule, fields: dict, causal: bool, *, rngs):
         w, hidden = c.width, c.mlp_ratio * c.width
-        self.heads, self.head_dim, base_head_dim = attention_shape(c)
+        self.heads, self.head_dim, base_head_dim = c.attention_shape()
 
         def linear(fan_in: int, fan_out: int, gain: float) -> Linear:
             meta = c.meta("hidden", fan_in, fan_out, scales_in=True, scales_out=True, gain=gain,
@@ -127,7 +106,6 @@ class Trunk(nnx.Module):
     """K = depth stacked blocks (scanned) and the final norm."""
 
     def __init__(self, c: ModelConfig, rule: Rule, causal: bool, *, rngs: nnx.Rngs):
-        check_shape(c)
         fields = branch_fields(c.depth, c.base_depth or c.depth)
         self.blocks = stack(lambda r: TransformerBlock(c, rule, fields, causal, rngs=r),
                             c.depth, rngs)  # fmt: skip

@@ -30,7 +30,8 @@ small = dict(
 out = {"devices": jax.device_count(), "losses": {}, "test": {}, "errors": {}}
 for mesh, fsdp in (("data:1", False), ("data:8", False), ("data:4,model:2", True)):
     workdir = os.path.join(root, mesh.replace(":", "").replace(",", "_"))
-    train(TrainConfig(**small, mesh=mesh, fsdp=fsdp, workdir=workdir), echo=lambda _: None)
+    config = TrainConfig.from_flags(**small, mesh=mesh, fsdp=fsdp, workdir=workdir)
+    train(config, echo=lambda _: None)
     records = read_metrics(os.path.join(workdir, "metrics.jsonl"))
     out["losses"][mesh] = [r["train_loss"] for r in records if "train_loss" in r]
     out["test"][mesh] = [r["test_loss"] for r in records if "test_loss" in r]
@@ -48,7 +49,7 @@ out["sweeps"] = {}
 for mesh in ("data:1", "data:8", "members:8", "members:4,data:2"):
     workdir = os.path.join(root, "sweep_" + mesh.replace(":", "").replace(",", "_"))
     sweep = dict(small, optimizer="sgd", lrs="0.03,1e5,0.3,0.1", seeds=2, eval_every=12)
-    train(TrainConfig(**sweep, mesh=mesh, workdir=workdir), echo=lambda _: None)
+    train(TrainConfig.from_flags(**sweep, mesh=mesh, workdir=workdir), echo=lambda _: None)
     with open(os.path.join(workdir, "sweep.json")) as f:
         out["sweeps"][mesh] = json.load(f)
 
