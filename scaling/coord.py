@@ -130,9 +130,12 @@ def verdict(widths, result: dict, band: float = FLAT_BAND) -> dict[str, Any]:
     """ "flat" when, over the two widest widths, the slope of every layer's activation RMS
     and change RMS lies within +-band; else "not flat", naming the layers that grow (slope
     > band) or vanish (< -band) and in which quantity. A layer whose change is exactly zero
-    at both widths (it cannot move, e.g. a frozen layer) counts as flat."""
+    at both widths (it cannot move, e.g. a frozen layer) counts as flat. The readout's
+    activation is not counted as vanishing: muP-like rules make its initial value vanish
+    like width^-1/2 by design, and it dominates after a few small steps; its change (and its
+    activation growing) still counts. Such a slope is listed under "not_judged"."""
     pair = [int(w) for w in widths[-2:]]
-    grow, vanish, slopes = [], [], {}
+    grow, vanish, not_judged, slopes = [], [], [], {}
     for layer in result["layers"]:
         slopes[layer] = {}
         for kind in ("activation", "change"):
@@ -144,6 +147,8 @@ def verdict(widths, result: dict, band: float = FLAT_BAND) -> dict[str, Any]:
             slopes[layer][kind] = slope
             if slope > band:
                 grow.append(f"{layer} ({kind} {slope:+.2f})")
+            elif slope < -band and kind == "activation" and layer.startswith("output"):
+                not_judged.append(f"{layer} ({kind} {slope:+.2f})")
             elif slope < -band:
                 vanish.append(f"{layer} ({kind} {slope:+.2f})")
     return {
@@ -152,6 +157,7 @@ def verdict(widths, result: dict, band: float = FLAT_BAND) -> dict[str, Any]:
         "widest_pair": pair,
         "grow": grow,
         "vanish": vanish,
+        "not_judged": not_judged,
         "pair_slopes": slopes,
     }
 
@@ -166,4 +172,9 @@ def verdict_line(v: dict) -> str:
         head += "\n  grow: " + ", ".join(v["grow"])
     if v["vanish"]:
         head += "\n  vanish: " + ", ".join(v["vanish"])
+    if v.get("not_judged"):
+        head += (
+            "\n  not judged (the readout's initial output vanishes by design under muP): "
+            + ", ".join(v["not_judged"])
+        )
     return head

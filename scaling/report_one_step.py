@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling import coord, optimum, plots, poly, sharpness, update
-from scaling.fit import fit_power_law, seed_mean
+from scaling import coord, diagnostics, optimum, plots, poly, sharpness, update
+from scaling.fit import fit_exponent, fit_power_law, seed_mean
 from scaling.inputs import for_request
 from scaling.request import (
     Report,
@@ -71,7 +71,7 @@ def diagnostics_table(result: dict, width: int) -> str:
     header = ["parameter", "lr mult", "|dW|/|W|", "|dW|2/|W|2", "align", "align exp", "eff. LR"]
     rows = []
     for key, entry in result["diagnostics"][str(width)].items():
-        slopes = result["diagnostic_slopes"][key]
+        slopes = result["diagnostic_slopes"].get(key, {})
         rows.append(
             [key, f"{entry['lr_multiplier']:.3g}"]
             + [
@@ -101,7 +101,8 @@ def run_update(req: Request) -> Report:
     axis, sizes = req.swept()
     widths = req.widths if axis == "width" else req.widths[:1]
     depths = req.depths if axis == "depth" else req.depths[:1]
-    result = update.measure(req.spec, widths, depths, req.seeds, inputs=for_request(req))
+    inputs = for_request(req)
+    result = update.measure(req.spec, widths, depths, req.seeds, inputs=inputs)
     rows, eta = [], {c: [] for c in update.CRITERIA}
     for entry in result["results"]:
         chosen = [i for i, k in enumerate(entry["layers"]) if re.search(req.layers, k)]
@@ -139,6 +140,7 @@ def run_update(req: Request) -> Report:
         "exponent": {c: laws[c].exponent for c in update.CRITERIA},
         "ci": {c: list(laws[c].ci) for c in update.CRITERIA},
     }
+    record |= _one_step_diagnostics(req, result["results"], axis, sizes, inputs)
     table = (
         f"inputs: {result['inputs']}\n"
         + format_table([axis, "eta*(max)", "eta*(mean)", "scatter(max)", "scatter(mean)"], rows)
@@ -149,6 +151,9 @@ def run_update(req: Request) -> Report:
             )
             for c in update.CRITERIA
         )
+        + f"\nfirst {req.optimizer} step (lr {req.lr:g}), per parameter, at {axis} {sizes[-1]} "
+        + f"(slope against {axis}):\n"
+        + diagnostics_table(record, sizes[-1])
     )
 
     def plot(path):
@@ -161,6 +166,39 @@ def run_update(req: Request) -> Report:
         plots.panels(path, f"one-step update: {req.spec.model} / {req.spec.rule}", axis, "", panel)
 
     return Report(record, table, plot)
+
+
+def _one_step_diagnostics(req: Request, results: list, axis: str, sizes, inputs) -> dict:
+    """coord's per-parameter diagnostics (scaling/diagnostics.py) for `update`: one real step
+    of the rule's optimizer at --lr on the probe's example (softmax cross-entropy, as coord),
+    seed-averaged at every size, and their slopes against the swept axis."""
+    diagnosed = {}
+    for entry in results:
+        per_seed = []
+        for seed in range(req.seeds):
+            model = req.spec.build(entry["width"], entry["depth"], seed)
+            x, labels = inputs.batch(req.spec.input_shape, req.spec.num_classes, 1, seed)
+            per_seed.append(diagnostics.one_step(model, x, labels, req.optimizer, req.lr))
+        diagnosed[str(entry[axis])] = diagnostics.seed_mean(per_seed)
+    return {
+        "diagnostics_step": f"one {req.optimizer} step at lr {req.lr:g} on the probe's example",
+        "diagnostics": diagnosed,
+        "diagnostic_slopes": _slopes(sizes, diagnosed),
+    }
+
+
+def _slopes(sizes, diagnosed: dict) -> dict:
+    """Slope against the swept size of every diagnostic of every parameter present at every
+    size (a depth sweep adds layers); None where undefined or with one size."""
+    keys = set.intersection(*(set(diagnosed[str(s)]) for s in sizes))
+    out = {}
+    for key in sorted(keys):
+        out[key] = {}
+        for field in diagnostics.FIELDS:
+            values = [diagnosed[str(s)][key][field] for s in sizes]
+            ok = len(sizes) > 1 and all(v is not None and v > 0 for v in values)
+            out[key][field] = fit_exponent(sizes, values)[0] if ok else None
+    return out
 
 
 def _compare_with_maxlr(result: dict, out: str) -> None:
