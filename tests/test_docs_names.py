@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fnmatch
 import functools
 import importlib
 import inspect
@@ -204,8 +205,21 @@ def module_binds(path: str, first: str) -> bool:
     return hasattr(importlib.import_module(module_name(path)), first)
 
 
+@functools.cache
+def repository_entries() -> frozenset[str]:
+    """The checkout's top-level entries, less what .gitignore names: a user's `runs/` (made
+    by `./dev train`) is not part of the repository, and its paths are not checked."""
+    with open(os.path.join(ROOT, ".gitignore")) as f:
+        ignored = [line.strip().strip("/") for line in f if line.strip()[:1] not in ("", "#")]
+    return frozenset(
+        entry
+        for entry in os.listdir(ROOT)
+        if not any(fnmatch.fnmatch(entry, pattern) for pattern in ignored)
+    )
+
+
 def problems_in_row(number: int, cells: list[str]) -> list[str]:
-    top = set(os.listdir(ROOT))
+    top = repository_entries()
     folder = spans(cells[0])[0] if spans(cells[0]) and spans(cells[0])[0].endswith("/") else ""
     modules = row_modules(cells[0])
     where = f"WORKSPACE.md:{number} (row {cells[0]})"
@@ -257,6 +271,10 @@ def test_workspace_tables_name_existing_code():
     assert len(module_rows) > 50, "the module map's rows were not recognised"
     problems = [p for number, cells in rows for p in problems_in_row(number, cells)]
     assert not problems, "WORKSPACE.md names code that is not there:\n" + "\n".join(problems)
+
+
+def test_ignored_folders_are_not_the_repository():
+    assert "rules" in repository_entries() and "runs" not in repository_entries()
 
 
 @pytest.mark.parametrize(
