@@ -21,7 +21,6 @@ import numpy as np
 import rules
 from scaling_training import engine
 from scaling_training.models import ModelChoice
-from scaling_training.optimizers import make_optimizer
 
 
 def sides(width: int, steps: int) -> dict:
@@ -29,7 +28,7 @@ def sides(width: int, steps: int) -> dict:
         (784,), 10, 0
     )
     graphdef, params, rest = engine.split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    tx = rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
     opt_state = tx.init(params)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(steps, 256, 784)).astype(np.float32))
