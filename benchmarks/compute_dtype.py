@@ -21,14 +21,13 @@ import numpy as np
 import rules
 import zoo
 from scaling_training import engine, models
-from scaling_training.optimizers import make_optimizer
 
 
 def sides(width: int, steps: int) -> dict:
     config = zoo.ModelConfig((784,), 10, width=width, depth=3, base_width=64)
     model = models.build(config, "mup", 0)
     graphdef, params, rest = engine.split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    tx = rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
     opt_state = tx.init(params)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(steps, 256, 784)).astype(np.float32))

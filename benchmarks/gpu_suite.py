@@ -42,7 +42,6 @@ from flax import nnx
 import rules
 import zoo
 from scaling_training.engine import make_step, make_train_chunk, split_model
-from scaling_training.optimizers import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +129,7 @@ def side(config: zoo.ModelConfig, name: str, xs, ys, dtype=None):
     """A compiled chunk of Adam steps of the model, as a blocking call (rule_overhead.runner)."""
     model = zoo.build(name, config, rules.mup, nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    tx = rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
     chunk = make_train_chunk(graphdef, tx, dtype)
     return rule_overhead.runner(chunk, params, rest, tx.init(params), xs, ys)
 
@@ -140,7 +139,7 @@ def step_flops(config: zoo.ModelConfig, name: str, x, y) -> float:
     config = dataclasses.replace(config, scan_blocks=False)
     model = nnx.eval_shape(lambda: zoo.build(name, config, rules.mup, nnx.Rngs(0)))
     graphdef, params, rest = split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    tx = rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
     opt_state = jax.eval_shape(tx.init, params)
     cost = jax.jit(make_step(graphdef, tx)).lower(params, rest, opt_state, x, y).cost_analysis()
     return float((cost[0] if isinstance(cost, list) else cost)["flops"])

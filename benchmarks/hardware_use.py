@@ -21,7 +21,6 @@ from flax import nnx
 import rules
 import zoo
 from scaling_training.engine import make_step, make_train_chunk, split_model
-from scaling_training.optimizers import make_optimizer
 
 
 def flops_of(compiled) -> float:
@@ -46,7 +45,7 @@ def main() -> None:
                              base_width=64)  # fmt: skip
     model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    tx = make_optimizer("adam", 1e-3, rules.param_scales(model))
+    tx = rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
     opt_state = tx.init(params)
     key = jax.random.key(0)
     xs = jax.random.normal(key, (args.steps, args.batch, 40))

@@ -30,7 +30,6 @@ from rule_overhead import LR, PlainLM, PlainMLP, runner, side_by_side
 import rules
 import zoo
 from scaling_training.engine import make_train_chunk, split_model
-from scaling_training.optimizers import make_optimizer
 
 
 def muon_by_hand(params: dict, n: float, base: float) -> optax.GradientTransformation:
@@ -61,7 +60,7 @@ def adam_runner(name, config, xs, ys):
     """Our Adam step on the same architecture (the model built for Adam's family)."""
     model = zoo.build(name, dataclasses.replace(config, optimizer="adam"), rules.mup, nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    tx = make_optimizer("adam", LR, rules.param_scales(model))
+    tx = rules.optimizer("adam", LR, rules.param_scales(model), inject=True)
     return runner(make_train_chunk(graphdef, tx), params, rest, tx.init(params), xs, ys)
 
 

@@ -30,7 +30,6 @@ from flax import nnx
 import rules
 import zoo
 from scaling_training.engine import loss_and_accuracy, make_train_chunk, split_model
-from scaling_training.optimizers import make_optimizer
 
 LR = 1e-3
 
@@ -212,7 +211,7 @@ def side_by_side(ours: nnx.Module, plain: nnx.Module, optimizer: str, hand_tx, x
     one (`hand_tx(plain params)`); with `copy_params` both start from our params and must
     reach the same losses first."""
     graphdef, params, rest = split_model(ours)
-    tx = make_optimizer(optimizer, LR, rules.param_scales(ours))
+    tx = rules.optimizer(optimizer, LR, rules.param_scales(ours), inject=True)
     our_chunk = make_train_chunk(graphdef, tx)
     p_graphdef, p_params, p_rest = split_model(plain)
     if copy_params:

@@ -37,14 +37,13 @@ def child(devices: int, steps: int, width: int) -> dict:
     from scaling_training import engine
     from scaling_training import members as member_runs
     from scaling_training.models import build
-    from scaling_training.optimizers import make_optimizer
     from scaling_training.sharding import make_plan
 
     config = zoo.ModelConfig((40,), 10, width=width, depth=3, base_width=64)
     models = [build(config, "mup", seed) for seed in SEEDS]
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
-    tx = make_optimizer("adam", LRS[0], rules.param_scales(models[0]))
+    tx = rules.optimizer("adam", LRS[0], rules.param_scales(models[0]), inject=True)
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(len(SEEDS), steps, 128, 40)).astype(np.float32)
     ys = rng.integers(0, 10, size=(len(SEEDS), steps, 128)).astype(np.int32)

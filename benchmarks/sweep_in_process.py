@@ -25,7 +25,6 @@ import rules
 import zoo
 from scaling_training.engine import make_train_chunk, split_model
 from scaling_training.members import init_members, make_members_chunk
-from scaling_training.optimizers import make_optimizer
 
 LRS = [float(f"{lr:.3g}") for lr in np.logspace(-4, -1, 16)]
 SEEDS = [0, 1]
@@ -37,7 +36,7 @@ def setup(width: int, steps: int):
     models = [zoo.build("mlp", config, rules.mup, nnx.Rngs(s)) for s in SEEDS]
     splits = [split_model(m) for m in models]
     graphdef = splits[0][0]
-    tx = make_optimizer("adam", LRS[0], rules.param_scales(models[0]))
+    tx = rules.optimizer("adam", LRS[0], rules.param_scales(models[0]), inject=True)
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(len(SEEDS), steps, 128, 40)).astype(np.float32)
     ys = rng.integers(0, 10, size=(len(SEEDS), steps, 128)).astype(np.int32)

@@ -50,12 +50,11 @@ def mup_mlp(width: int):
 
     import rules
     import zoo
-    from scaling_training.optimizers import make_optimizer
 
     config = zoo.ModelConfig(input_shape=(40,), num_classes=10, width=width, depth=3,
                              base_width=64)  # fmt: skip
     model = zoo.build("mlp", config, rules.mup, nnx.Rngs(0))
-    return model, make_optimizer("adam", 1e-3, rules.param_scales(model))
+    return model, rules.optimizer("adam", 1e-3, rules.param_scales(model), inject=True)
 
 
 def steps_per_s(call, steps: int):

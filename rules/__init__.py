@@ -51,10 +51,11 @@ from rules.validation import RuleError, check
 
 if TYPE_CHECKING:  # the lazy names below, for editors and type checkers; never run
     from rules.attention import attention_fn, attention_meta, dot_product_attention, logit_scale
-    from rules.foreign import Parametrization, parametrize
+    from rules.foreign import parametrize
     from rules.layouts import linen_layouts, nnx_layouts
     from rules.nnx_layers import Conv, Linear, bias_meta, param_metas, scaled_param, scales_of
-    from rules.optim import lr_multipliers, optimizer, param_scales, scale_by_tree, scaled_optimizer
+    from rules.optim import lr_multipliers, optimizer, param_scales, scale_by_tree
+    from rules.parametrization import Parametrization
     from rules.report import describe, layer_rows
     from rules.rescale import tied_readout_multiplier
     from rules.residual import branch_fields, residual_multiplier
@@ -74,11 +75,10 @@ _LAZY = {
     "layer_rows": "rules.report",
     "lr_multipliers": "rules.optim",
     "param_scales": "rules.optim",
-    "scaled_optimizer": "rules.optim",
     "param_metas": "rules.nnx_layers",
     "scale_by_tree": "rules.optim",
     "optimizer": "rules.optim",
-    "Parametrization": "rules.foreign",
+    "Parametrization": "rules.parametrization",
     "parametrize": "rules.foreign",
     "linen_layouts": "rules.layouts",
     "nnx_layouts": "rules.layouts",
@@ -160,7 +160,6 @@ __all__ = [
     "residual_he_last",
     "residual_multiplier",
     "scale_by_tree",
-    "scaled_optimizer",
     "scaled_param",
     "scales_of",
     "sp",

@@ -1,9 +1,10 @@
-"""The optimizer's side of the weight-decay modes and width scalings (rules/axes.py).
+"""Per-layer weight-decay scales for the decay modes and width scalings (rules/axes.py).
 
-`scaled_optimizer` applies coupled decay, p -= lr (s.lr d + wd s.weight_decay p).
-Independent decay is the same optimizer without decay, followed by p -= wd s.weight_decay p,
-so a schedule applied after both (scaling_training/schedules.py) multiplies it by the
-schedule's factor but never by the peak LR.
+`rules.optimizer` applies coupled decay, p -= lr (s.lr d + wd s.weight_decay p), by default;
+with weight_decay_mode="independent" it is the same optimizer without decay, followed by
+p -= wd s.weight_decay p (`rules.optim.independent_decay`), so a schedule applied after both
+(scaling_training/schedules.py) multiplies it by the schedule's factor but never by the peak
+LR. `decay_scales` gives each layer's s.weight_decay under a width scaling.
 """
 
 from __future__ import annotations
@@ -11,18 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import optax
 from flax import nnx
 
 from rules.axes import decay_width_transform
 from rules.meta import Scales
-from rules.optim import _field, add_decayed_weights_tree, param_scales
-
-
-def independent_decay(weight_decay: float, scales: Any) -> optax.GradientTransformation:
-    """updates - weight_decay x s.weight_decay x params: decay per step not multiplied by
-    the LR (chain it after an optimizer built with weight_decay=0)."""
-    return add_decayed_weights_tree(-weight_decay, _field(scales, "weight_decay"))
+from rules.optim import param_scales
 
 
 def decay_scales(model: nnx.Module, mode: str = "coupled", scaling: str = "completep") -> Any:

@@ -25,7 +25,7 @@ import jax
 import optax
 from optax.contrib import MuonDimensionNumbers, scale_by_muon
 
-from rules.foreign import path_string
+from rules.infer import path_string
 from rules.meta import LayerMeta, Scales
 from rules.muon_family import MuonScales, base_factor, takes
 from rules.validation import RuleError

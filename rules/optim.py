@@ -10,6 +10,8 @@ Decay is decoupled and not multiplied by s.lr (see `Scales.weight_decay`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, NamedTuple
 
 import jax
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from rules.foreign import path_string
+from rules.infer import path_string
 from rules.meta import Scales
 from rules.nnx_layers import scales_of
 from rules.optim_names import OPTIMIZERS
@@ -125,7 +127,7 @@ def optimizer_scales(name: str, source: Any) -> Any:
     """The tree of `Scales` an optimizer `name` applies, from a model, a Parametrization or
     a tree of Scales. RuleError if the model was scaled for another optimizer family
     (the LR exponents of sgd and adam differ, and init was chosen with them)."""
-    from rules.foreign import Parametrization
+    from rules.parametrization import Parametrization
 
     if isinstance(source, nnx.Module):
         state = nnx.state(source, nnx.Param)
@@ -141,11 +143,12 @@ def optimizer_scales(name: str, source: Any) -> Any:
         return source.scales
     leaves = jax.tree.leaves(source, is_leaf=_is_scales)
     if not all(_is_scales(x) for x in leaves):
+        linen = leaves and not any(_is_scales(x) for x in leaves)
+        hint = "; for Linen params, pass the Parametrization that rules.parametrize returns"
         raise TypeError(
             "scales must be an NNX model, a rules.Parametrization or a tree of rules.Scales"
-            + ("; for Linen params, pass the Parametrization that rules.parametrize returns"
-               if leaves and not any(_is_scales(x) for x in leaves) else "")
-        )  # fmt: skip
+            + (hint if linen else "")
+        )
     return source
 
 
@@ -161,16 +164,24 @@ def _check_family(name: str, metas: list) -> None:
             )
 
 
-def scaled_optimizer(
+WEIGHT_DECAY_MODES = ("coupled", "independent")  # rules/decay.py
+# The arguments `inject` may hold as arrays in the optimizer state.
+INJECTABLE = ("learning_rate", "weight_decay", "momentum", "b1", "b2", "eps")
+
+
+def optimizer(
     name: str,
     learning_rate: float,
     scales: Any,
     *,
     weight_decay: float = 0.0,
+    weight_decay_mode: str = "coupled",
     momentum: float = 0.9,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
+    lr_factor: float = 1.0,
+    inject: bool | tuple[str, ...] = (),
 ) -> optax.GradientTransformation:
     """Optimizer `name` (see OPTIMIZERS) with each parameter's LR, weight-decay and
     Adam-epsilon multipliers: p <- p - lr (s.lr d + weight_decay s.weight_decay p).
@@ -181,16 +192,71 @@ def scaled_optimizer(
     another optimizer family is refused, and so is a model with Params that carry no
     scales. "adam" and "adamw" differ only in the weight decay callers usually give them.
     Lion uses b1=0.9, b2=0.99 unless given otherwise.
+
+    weight_decay_mode: "coupled" (the decay above, times the LR and its schedule) or
+      "independent" (p <- p - weight_decay s.weight_decay p per step, not times the LR;
+      rules/decay.py). lr_factor: a constant factor on `learning_rate` (a run axis's LR
+      correction, rules/axes.py) that an injected learning rate does not include.
+    inject: arguments held as arrays in the optimizer state (`optax.inject_hyperparams`),
+      so one compiled step serves every value a sweep sets: a tuple of names, e.g.
+      ("learning_rate",), the others constants; or True for all of `INJECTABLE` (the
+      learning rate, weight decay, momentum, b1, b2 and eps, as the app's runs hold them).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if weight_decay_mode not in WEIGHT_DECAY_MODES:
+        raise ValueError(
+            f"unknown weight_decay_mode {weight_decay_mode!r}; choose coupled or independent"
+        )
+    inject = INJECTABLE if inject is True else tuple(inject or ())
+    unknown = [k for k in inject if k not in INJECTABLE]
+    if unknown:
+        raise ValueError(f"cannot inject {unknown}; choose from: {', '.join(INJECTABLE)}")
     scales = optimizer_scales(name, scales)
+    if name == "lion" and b2 == 0.999:
+        b2 = 0.99  # Lion's own default; decided here, where b2 is a number and not yet injected
+    values = dict(learning_rate=learning_rate, weight_decay=weight_decay, momentum=momentum)
+    values |= dict(b1=b1, b2=b2, eps=eps)
+    fixed = {k: v for k, v in values.items() if k not in inject}
+    build = functools.partial(
+        _optimizer, name, scales, weight_decay_mode=weight_decay_mode, lr_factor=lr_factor, **fixed
+    )
+    if not inject:
+        return build()
+
+    def factory(**injected: Any) -> optax.GradientTransformation:
+        return build(**injected)
+
+    # inject_hyperparams holds every number its factory's signature takes: give it only these.
+    factory.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in inject]
+    )
+    return optax.inject_hyperparams(factory)(**{k: values[k] for k in inject})
+
+
+def _optimizer(
+    name: str,
+    scales: Any,
+    *,
+    learning_rate: Any,
+    weight_decay: Any,
+    weight_decay_mode: str,
+    momentum: Any,
+    b1: Any,
+    b2: Any,
+    eps: Any,
+    lr_factor: float,
+) -> optax.GradientTransformation:
+    """`optimizer` with its arguments checked and `scales` a tree of Scales."""
+    if lr_factor != 1.0:
+        learning_rate = learning_rate * lr_factor
+    coupled = weight_decay_mode == "coupled"
     if name == "sgd":
         direction = optax.identity()
     elif name == "momentum":
         direction = optax.trace(decay=momentum)
     elif name == "lion":
-        direction = optax.scale_by_lion(b1=b1, b2=0.99 if b2 == 0.999 else b2)
+        direction = optax.scale_by_lion(b1=b1, b2=b2)
     elif name == "adafactor":
         direction = adafactor_direction()
     else:
@@ -201,12 +267,19 @@ def scaled_optimizer(
 
         direction, step = muon_direction(scales, direction), step_multiplier(scales)
     # No `if weight_decay:` here: under optax.inject_hyperparams it is a traced array.
-    return optax.chain(
+    tx = optax.chain(
         direction,
         scale_by_tree(step),
-        add_decayed_weights_tree(weight_decay, _field(scales, "weight_decay")),
+        add_decayed_weights_tree(weight_decay if coupled else 0.0, _field(scales, "weight_decay")),
         optax.scale_by_learning_rate(learning_rate),
     )
+    return tx if coupled else optax.chain(tx, independent_decay(weight_decay, scales))
+
+
+def independent_decay(weight_decay: float, scales: Any) -> optax.GradientTransformation:
+    """updates - weight_decay x s.weight_decay x params: decay per step not multiplied by
+    the LR (chain it after an optimizer built with weight_decay=0; rules/decay.py)."""
+    return add_decayed_weights_tree(-weight_decay, _field(scales, "weight_decay"))
 
 
 def adafactor_direction() -> optax.GradientTransformation:
@@ -221,9 +294,6 @@ def adafactor_direction() -> optax.GradientTransformation:
     return optax.chain(
         optax.scale_by_factored_rms(min_dim_size_to_factor=1), optax.clip_by_block_rms(1.0)
     )
-
-
-optimizer = scaled_optimizer  # the recipe's name: rules.optimizer("adam", 3e-3, model)
 
 
 def _is_variable(x: Any) -> bool:

@@ -18,10 +18,10 @@ UPDATE_COLUMN = "update"
 
 
 def branch_rows(model: nnx.Module) -> list[dict]:
-    """One row per module holding a residual `branch_multiplier` (no tensor of its own)."""
+    """One row per module holding a `residual_multiplier` (no tensor of its own)."""
     rows = []
     for path, module in nnx.iter_modules(model):
-        if hasattr(module, "branch_multiplier"):
+        if hasattr(module, "residual_multiplier"):
             rows.append(
                 {
                     "path": "/".join(str(p) for p in path) + "/<branch output>",
@@ -29,7 +29,7 @@ def branch_rows(model: nnx.Module) -> list[dict]:
                     "shape": None,
                     "fan_in": None,
                     "init_std": None,
-                    "multiplier": float(module.branch_multiplier),
+                    "multiplier": float(module.residual_multiplier),
                     "lr_multiplier": None,
                     "wd_multiplier": None,
                     "eps_multiplier": None,
@@ -60,11 +60,11 @@ def attention_rows(model: nnx.Module) -> list[dict]:
         prefix = "/".join(str(p) for p in path)
         if hasattr(module, "logit_scale"):
             head_dim = getattr(module, "head_dim", None)
-            rows.append(_pseudo_row(prefix + "/<attention logits>", "attention",
-                                    module.logit_scale, head_dim))  # fmt: skip
+            logits = prefix + "/<attention logits>"
+            rows.append(_pseudo_row(logits, "attention", module.logit_scale, head_dim))
         if hasattr(module, "readout_multiplier"):
-            rows.append(_pseudo_row(prefix + "/<tied readout>", "output",
-                                    module.readout_multiplier))  # fmt: skip
+            readout = prefix + "/<tied readout>"
+            rows.append(_pseudo_row(readout, "output", module.readout_multiplier))
     return rows
 
 
@@ -124,7 +124,7 @@ def describe(model, title: str = "") -> str:
     one row per parameter, then one per residual branch multiplier, attention logit scale
     and tied readout multiplier. `model` is an NNX model, or the `Parametrization` that
     `rules.parametrize` returns for Linen params (anything with report `rows()`; not
-    imported here, since rules.foreign formats its rows with this module)."""
+    imported here, since rules.parametrization formats its rows with this module)."""
     if not isinstance(model, nnx.Module) and callable(getattr(model, "rows", None)):
         return format_rows(model.rows(), title)
     return format_rows(layer_rows(model), title, branch_rows(model) + attention_rows(model))

@@ -29,7 +29,7 @@ def _rms(x: jax.Array) -> float:
 def trajectory(model, x, labels, optimizer: str, lr: float, steps: int) -> dict[str, Any]:
     """RMS of each layer's pre-activations and of their change since init, steps 0..steps."""
     apply, params, _ = make_preactivations(model)
-    tx = rules.scaled_optimizer(optimizer, lr, rules.param_scales(model))
+    tx = rules.optimizer(optimizer, lr, rules.param_scales(model))
 
     def loss(p):
         logits = apply(p, x)[0]

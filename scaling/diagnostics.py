@@ -64,7 +64,7 @@ def one_step(model, x, labels, optimizer: str, lr: float) -> dict[str, dict[str,
     """{layer: {field: value, "lr_multiplier": m, "fan_in": ...}} for one step of `optimizer`
     (the rule's scaled one) at `lr` on (x, labels), softmax cross-entropy."""
     apply, params, _ = make_preactivations(model)
-    tx = rules.scaled_optimizer(optimizer, lr, rules.param_scales(model))
+    tx = rules.optimizer(optimizer, lr, rules.param_scales(model))
     multipliers = rules.lr_multipliers(model)
 
     def loss(p):

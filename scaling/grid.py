@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
@@ -111,9 +110,7 @@ def train_grid(
 
 def _optimizer(name: str, lr: float, scales, weight_decays):
     """The rule's optimizer with the LR injected, and the weight decay too when swept."""
-    from scaling_training.optimizers import make_optimizer
-
     if weight_decays is None:
-        return make_optimizer(name, lr, scales)
-    factory = functools.partial(rules.scaled_optimizer, name, scales=scales, momentum=0.9)
-    return optax.inject_hyperparams(factory)(learning_rate=lr, weight_decay=weight_decays[0])
+        return rules.optimizer(name, lr, scales, inject=True)
+    wd = weight_decays[0]
+    return rules.optimizer(name, lr, scales, weight_decay=wd, inject=True)

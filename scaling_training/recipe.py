@@ -13,7 +13,6 @@ import scaling_data as data
 from scaling_training import models
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError, rule_error
-from scaling_training.optimizers import make_optimizer
 from scaling_training.run_axes import optimizer_arguments
 from scaling_training.schedules import with_schedule_and_clipping
 
@@ -33,12 +32,14 @@ def build_optimizer(config: TrainConfig, model, lr: float | None = None):
     """The rule's optimizer for `model` at peak lr `lr` (default `config.lr`), with the
     schedule and gradient clipping of `config`; the lr is injected state (sweeps set it)."""
     scales, weight_decay, run_axes = optimizer_arguments(config, model)  # --base_steps, ...
-    optimizer = make_optimizer(
+    optimizer = rules.optimizer(
         config.optimizer,
         config.lr if lr is None else lr,
         scales,
-        config.momentum,
-        weight_decay,
+        momentum=config.momentum,
+        weight_decay=weight_decay,
+        # All of the optimizer's numbers are state for plain runs, only the LR with run axes.
+        inject=("learning_rate",) if run_axes else True,
         **run_axes,
     )
     return with_schedule_and_clipping(

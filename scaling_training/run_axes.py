@@ -170,7 +170,7 @@ def run_scales(config) -> axes.RunScales:
 
 
 def optimizer_arguments(config, model) -> tuple[object, float, dict]:
-    """(scales, weight decay, options) for make_optimizer: the model's scales with the decay
+    """(scales, weight decay, options) for rules.optimizer: the model's scales with the decay
     width scaling applied, the derived weight decay, and the run-axes options ({} and the
     model's own scales and --weight_decay for default flags: the optimizer as before)."""
     from rules.decay import decay_scales

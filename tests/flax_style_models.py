@@ -3,9 +3,9 @@ knobs, for the tests of `rules.parametrize`: a Linen CNN (the mnist example's sh
 NNX CNN with BatchNorm and Dropout, a Linen transformer LM with DenseGeneral attention and
 logical axis names (lm1b's style), and an NNX transformer on nnx.MultiHeadAttention.
 
-Each transformer takes `attention_scale` (the factor on q.k) and `branch_multiplier` (the
+Each transformer takes `attention_scale` (the factor on q.k) and `residual_multiplier` (the
 factor on each residual branch's output), which a rule decides (`rules.logit_scale`,
-`Parametrization.branch_multiplier`).
+`Parametrization.residual_multiplier`).
 """
 
 from __future__ import annotations
@@ -82,17 +82,17 @@ class LinenBlock(nn.Module):
     head_dim: int
     mlp_dim: int
     scale: float
-    branch_multiplier: float
+    residual_multiplier: float
 
     @nn.compact
     def __call__(self, x):
         norm = dict(scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)))
         h = nn.LayerNorm(**norm)(x)
-        x = x + self.branch_multiplier * LinenAttention(self.heads, self.head_dim, self.scale)(h)
+        x = x + self.residual_multiplier * LinenAttention(self.heads, self.head_dim, self.scale)(h)
         h = nn.LayerNorm(**norm)(x)
         h = nn.gelu(nn.Dense(self.mlp_dim, kernel_init=_partitioned(("embed", "mlp")))(h))
         h = nn.Dense(x.shape[-1], kernel_init=_partitioned(("mlp", "embed")))(h)
-        return x + self.branch_multiplier * h
+        return x + self.residual_multiplier * h
 
 
 class LinenLM(nn.Module):
@@ -101,7 +101,7 @@ class LinenLM(nn.Module):
     head_dim: int = 16
     depth: int = 2
     attention_scale: float = 0.25
-    branch_multiplier: float = 1.0
+    residual_multiplier: float = 1.0
 
     @nn.compact
     def __call__(self, tokens):
@@ -119,14 +119,14 @@ class LinenLM(nn.Module):
                 self.head_dim,
                 4 * self.d_model,
                 self.attention_scale,
-                self.branch_multiplier,
+                self.residual_multiplier,
             )(x)
         x = nn.LayerNorm()(x)
         return nn.Dense(VOCAB, kernel_init=_partitioned(("embed", "vocab")), name="logits")(x)
 
 
 class NNXBlock(nnx.Module):
-    def __init__(self, d_model, heads, head_dim, scale, branch_multiplier, *, rngs):
+    def __init__(self, d_model, heads, head_dim, scale, residual_multiplier, *, rngs):
         self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
         self.attention = nnx.MultiHeadAttention(
             num_heads=heads,
@@ -139,12 +139,12 @@ class NNXBlock(nnx.Module):
         self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
         self.mlp_in = nnx.Linear(d_model, 4 * d_model, rngs=rngs)
         self.mlp_out = nnx.Linear(4 * d_model, d_model, rngs=rngs)
-        self.branch_multiplier = branch_multiplier
+        self.residual_multiplier = residual_multiplier
 
     def __call__(self, x, mask):
-        x = x + self.branch_multiplier * self.attention(self.norm1(x), mask=mask)
+        x = x + self.residual_multiplier * self.attention(self.norm1(x), mask=mask)
         h = self.mlp_out(nnx.gelu(self.mlp_in(self.norm2(x))))
-        return x + self.branch_multiplier * h
+        return x + self.residual_multiplier * h
 
 
 class NNXLM(nnx.Module):
@@ -155,14 +155,14 @@ class NNXLM(nnx.Module):
         head_dim=16,
         depth=2,
         attention_scale=0.25,
-        branch_multiplier=1.0,
+        residual_multiplier=1.0,
         *,
         rngs: nnx.Rngs,
     ):
         self.embed = nnx.Embed(VOCAB, d_model, rngs=rngs)
         self.blocks = nnx.List(
             [
-                NNXBlock(d_model, heads, head_dim, attention_scale, branch_multiplier, rngs=rngs)
+                NNXBlock(d_model, heads, head_dim, attention_scale, residual_multiplier, rngs=rngs)
                 for _ in range(depth)
             ]
         )

@@ -42,7 +42,7 @@ def test_step_flops_count_the_matmuls_of_an_unrolled_step(suite):
     model = suite.nnx.eval_shape(lambda: suite.zoo.build(name, config, suite.rules.mup,
                                                          suite.nnx.Rngs(0)))  # fmt: skip
     graphdef, params, rest = suite.split_model(model)
-    tx = suite.make_optimizer("adam", 1e-3, suite.rules.param_scales(model))
+    tx = suite.rules.optimizer("adam", 1e-3, suite.rules.param_scales(model), inject=True)
     opt_state = jax.eval_shape(tx.init, params)
     lowered = jax.jit(suite.make_step(graphdef, tx)).lower(params, rest, opt_state, xs[0], ys[0])
     body_once = lowered.cost_analysis()["flops"]

@@ -26,7 +26,6 @@ ENGINE = (
     "scaling_training.engine",
     "scaling_training.models",
     "scaling_training.schedules",
-    "scaling_training.optimizers",
 )
 
 

@@ -40,4 +40,4 @@ def test_readme_code_runs(monkeypatch):
     assert namespace["restored_plan"].scales == namespace["plan"].scales
     branch = rules.residual_multiplier(rules.completep, 4, 2)
     assert branch == pytest.approx(0.5)
-    assert namespace["lm"].blocks[0].branch_multiplier == branch
+    assert namespace["lm"].blocks[0].residual_multiplier == branch

@@ -11,7 +11,7 @@ import rules
 import zoo
 from rules import axes
 from rules.axes import Hyper, RunScales, RunShape, compose_run, resolve
-from rules.decay import decay_scales, independent_decay
+from rules.decay import decay_scales
 from scaling_training.engine import split_model
 
 BASE = Hyper(lr=3e-3, weight_decay=0.1, beta2=0.999)
@@ -183,10 +183,7 @@ def test_one_step_decays_by_the_modes_formula(mode):
     scaling = "constant" if mode == "coupled" else "inverse_width"
     scales = decay_scales(model, mode, scaling)
     lr, wd = 0.05, 0.3
-    if mode == "coupled":
-        tx = rules.scaled_optimizer("sgd", lr, scales, weight_decay=wd)
-    else:
-        tx = optax.chain(rules.scaled_optimizer("sgd", lr, scales), independent_decay(wd, scales))
+    tx = rules.optimizer("sgd", lr, scales, weight_decay=wd, weight_decay_mode=mode)
     zeros = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zeros, tx.init(params), params)
     new = optax.apply_updates(params, updates)

@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 import rules
-from rules import foreign
+from rules import foreign, infer
 
 IMAGE = jnp.ones((2, 8, 8, 1))
 
@@ -59,9 +59,16 @@ def linen_shapes(width):
 
 def test_linen_roles_fans_and_reinit():
     params, base = linen_params(64), linen_shapes(16)
-    new, scales, metas = foreign.apply_to_linen(
-        params, base, rules.mup, jax.random.key(1), optimizer="adam", activation="relu"
+    plan = rules.parametrize(
+        params,
+        base,
+        rules.mup,
+        init="rule",
+        key=jax.random.key(1),
+        optimizer="adam",
+        activation="relu",
     )
+    new, scales, metas = plan.params, plan.scales, plan.metas
     roles = {k: metas[k]["kernel"].role for k in ("Conv_0", "Conv_1", "Dense_0", "Dense_1")}
     want = {"Conv_0": "input", "Conv_1": "hidden", "Dense_0": "hidden", "Dense_1": "output"}
     assert roles == want
@@ -80,7 +87,7 @@ def test_linen_roles_fans_and_reinit():
     assert np.all(np.asarray(new["Dense_0"]["bias"]) == 0)
     assert jax.tree.structure(new) == jax.tree.structure(params)
 
-    tx = rules.scaled_optimizer("adam", 1e-3, scales)
+    tx = rules.optimizer("adam", 1e-3, scales)
     model = LinenCNN(64)
 
     def loss(p):
@@ -94,9 +101,17 @@ def test_linen_roles_fans_and_reinit():
 def test_nnx_reinit_attaches_metadata_and_trains():
     model = NNXCNN(32, rngs=nnx.Rngs(0))
     base = nnx.eval_shape(lambda: NNXCNN(8, rngs=nnx.Rngs(0)))
-    scales = foreign.apply_to_nnx(
-        model, base, rules.mup, jax.random.key(2), optimizer="sgd", activation="relu"
+    plan = rules.parametrize(
+        model,
+        base,
+        rules.mup,
+        init="rule",
+        key=jax.random.key(2),
+        optimizer="sgd",
+        activation="relu",
     )
+    assert plan.params is None  # the model holds its new values
+    scales = plan.scales
     rows = {r["path"]: r for r in rules.layer_rows(model)}
     assert rows["conv1/kernel"]["role"] == "input" and rows["linear2/kernel"]["role"] == "output"
     assert rows["norm/scale"]["role"] == "norm"
@@ -111,7 +126,7 @@ def test_nnx_reinit_attaches_metadata_and_trains():
 
 def test_overrides_by_path_pattern():
     overrides = {"Dense_1": {"gain": 1.0}, "Conv_0/k": "hidden"}
-    metas = foreign.infer_metas(
+    metas = infer.infer_metas(
         linen_params(32), linen_shapes(16), optimizer="sgd", activation="relu", overrides=overrides
     )
     assert metas["Dense_1"]["kernel"].gain == 1.0 and metas["Dense_1"]["bias"].gain == 1.0
@@ -126,7 +141,7 @@ def test_branch_rules_need_the_residual_parameters_and_structures_must_match():
             params, linen_shapes(8), rules.depth_mup, key=None, optimizer="adam", activation="relu"
         )
     with pytest.raises(ValueError, match="different parameter structure"):
-        foreign.infer_metas(
+        infer.infer_metas(
             params, {"Dense_0": params["Dense_0"]}, optimizer="sgd", activation="relu"
         )
 
@@ -140,14 +155,12 @@ def test_the_base_width_model_is_accepted_with_a_delta_and_equals_sp():
             params, linen_shapes(16), rules.mup, key=None, optimizer="adam", activation="relu"
         )
     common = dict(init="rule", key=jax.random.key(0), optimizer="adam", activation="relu")
-    mup_params, mup = rules.parametrize(
-        params, linen_shapes(16), rules.mup, delta=linen_shapes(32), **common
-    )
-    sp_params, sp = rules.parametrize(
-        params, linen_shapes(16), rules.sp, delta=linen_shapes(32), **common
-    )
+    mup = rules.parametrize(params, linen_shapes(16), rules.mup, delta=linen_shapes(32), **common)
+    mup_params = mup.params
+    sp = rules.parametrize(params, linen_shapes(16), rules.sp, delta=linen_shapes(32), **common)
+    sp_params = sp.params
     assert mup.scales == sp.scales
-    _, wide = rules.parametrize(linen_params(64), linen_shapes(16), rules.mup, **common)
+    wide = rules.parametrize(linen_params(64), linen_shapes(16), rules.mup, **common)
     for base_meta, wide_meta in zip(_metas(mup), _metas(wide)):
         assert (base_meta.role, base_meta.gain) == (wide_meta.role, wide_meta.gain)
     assert mup.metas["Conv_0"]["kernel"].gain == 1.0  # raw pixels, not relu's 2
@@ -206,7 +219,7 @@ def test_multi_axis_kernels_get_hidden_roles_and_their_real_fan_in(growth):
     params = attention_params(32, heads, head_dim, jax.random.key(0))
     base = attention_params(8, 2, 4)
     layouts = rules.linen_layouts(LinenAttentionLM(32, heads, head_dim), jnp.ones((2, 5, 32)))
-    _, plan = rules.parametrize(
+    plan = rules.parametrize(
         params, base, rules.mup, key=None, optimizer="adam", activation=1.0, layouts=layouts
     )
     for name in ("query", "key", "value"):
@@ -227,7 +240,7 @@ def test_an_ambiguous_kernel_is_an_error_naming_it_and_its_override():
         "(query|key|value)/kernel": {"input_axes": (0,)},
         "out/kernel": {"input_axes": (0, 1)},
     }
-    _, plan = rules.parametrize(
+    plan = rules.parametrize(
         params, base, rules.mup, key=None, optimizer="adam", activation=1.0, overrides=overrides
     )
     assert plan.metas["key"]["kernel"].fan_in == 32 and plan.metas["out"]["kernel"].fan_in == 32
@@ -238,7 +251,7 @@ def test_a_parameter_of_unknown_kind_is_an_error_naming_it():
     base = {"layer": {"kernel": jnp.ones((4, 4)), "gamma": jnp.ones(4)}}
     with pytest.raises(rules.RuleError, match=r"layer/gamma.*overrides=.*'bias'"):
         rules.parametrize(params, base, rules.mup, key=None, optimizer="sgd", activation="relu")
-    _, plan = rules.parametrize(
+    plan = rules.parametrize(
         params, base, rules.mup, key=None, optimizer="sgd", activation="relu",
         overrides={"gamma": "norm"},
     )  # fmt: skip
@@ -250,10 +263,10 @@ def test_boxed_params_are_unboxed_and_reboxed_and_norm_scales_stay_ones():
     taken for biases and re-initialised to 0."""
     params = attention_params(32, 8, 4, jax.random.key(0))
     layouts = rules.linen_layouts(LinenAttentionLM(32, 8, 4), jnp.ones((2, 5, 32)))
-    new, plan = rules.parametrize(
-        params, attention_params(8, 2, 4), rules.mup, init="rule", key=jax.random.key(1),
-        optimizer="adam", activation=1.0, layouts=layouts,
-    )  # fmt: skip
+    common = dict(optimizer="adam", activation=1.0, layouts=layouts)
+    base = attention_params(8, 2, 4)
+    plan = rules.parametrize(params, base, rules.mup, init="rule", key=jax.random.key(1), **common)
+    new = plan.params
     assert jax.tree.structure(new) == jax.tree.structure(params)
     for old_box, new_box in zip(
         jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, linen.LogicallyPartitioned)),
@@ -336,14 +349,13 @@ def test_a_restored_linen_model_has_the_same_scales(tmp_path):
     params = linen_params(32)
     common = dict(optimizer="sgd", activation="relu")
     key = jax.random.key(1)
-    new, plan = rules.parametrize(
-        params, linen_shapes(8), rules.mup, init="rule", key=key, **common
-    )
+    plan = rules.parametrize(params, linen_shapes(8), rules.mup, init="rule", key=key, **common)
+    new = plan.params
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "ckpt", new)
     checkpointer.wait_until_finished()
     restored = checkpointer.restore(tmp_path / "ckpt", linen_shapes(32))
-    _, again = rules.parametrize(restored, linen_shapes(8), rules.mup, key=None, **common)
+    again = rules.parametrize(restored, linen_shapes(8), rules.mup, key=None, **common)
     assert again.scales == plan.scales and again.metas == plan.metas
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(restored)):
         np.testing.assert_array_equal(a, b)
@@ -354,7 +366,7 @@ def test_gain_and_optimizer_are_never_silent_defaults():
         rules.parametrize(linen_params(32), linen_shapes(8), rules.mup, key=None, optimizer="sgd")
     with pytest.raises(TypeError, match="optimizer"):
         rules.parametrize(linen_params(32), linen_shapes(8), rules.mup, key=None, activation=2.0)
-    _, plan = rules.parametrize(
+    plan = rules.parametrize(
         linen_params(32), linen_shapes(8), rules.mup, key=None, optimizer="lion", activation="gelu"
     )
     assert plan.optimizer == "adam"
@@ -377,7 +389,7 @@ def test_folded_multiplier_gives_the_same_training(optimizer):
     name = "adam" if optimizer == "adam" else "sgd"
 
     def run(kernel, s, multiplier):
-        tx = rules.scaled_optimizer(name, 0.01, {"k": s}, eps=1e-3)
+        tx = rules.optimizer(name, 0.01, {"k": s}, eps=1e-3)
         params, state = {"k": kernel}, None
         state = tx.init(params)
         for _ in range(3):

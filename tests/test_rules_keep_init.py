@@ -28,7 +28,7 @@ from flax_style_models import (
 )
 
 import rules
-from rules import foreign
+from rules import infer, init_values
 
 TOKENS = jax.random.randint(jax.random.key(7), (4, GPT_CONTEXT), 0, GPT_VOCAB)
 COMMON = dict(optimizer="adam", activation="gelu")
@@ -47,7 +47,7 @@ def flat(tree) -> dict:
     """{'a/b/kernel': numpy array} of a params tree (boxes and NNX Variables unwrapped)."""
     tree = nn.meta.unbox(tree)
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {foreign.path_string(path): np.asarray(leaf) for path, leaf in leaves}
+    return {infer.path_string(path): np.asarray(leaf) for path, leaf in leaves}
 
 
 def nnx_values(model) -> dict:
@@ -83,7 +83,7 @@ def test_nnx_models_at_the_base_width_are_the_authors_bit_for_bit(name, rule):
 def test_a_linen_vit_at_the_base_width_is_the_authors_bit_for_bit():
     model = LinenViT(32)
     params = linen_init(model, IMAGE, jax.random.key(3))
-    new, plan = rules.parametrize(
+    plan = rules.parametrize(
         params,
         linen_init(LinenViT(32), IMAGE),
         rules.mup,
@@ -91,6 +91,7 @@ def test_a_linen_vit_at_the_base_width_is_the_authors_bit_for_bit():
         layouts=rules.linen_layouts(model, IMAGE),
         **COMMON,
     )
+    new = plan.params
     assert jax.tree.structure(new) == jax.tree.structure(params)  # boxes kept
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
@@ -156,9 +157,10 @@ def test_a_linen_vit_at_4x_keeps_its_zeros_and_boxes():
     model = LinenViT(64)
     params = linen_init(model, IMAGE, jax.random.key(2))
     base = linen_init(LinenViT(16), IMAGE, jax.random.key(1))
-    new, plan = rules.parametrize(
+    plan = rules.parametrize(
         params, base, rules.mup, layouts=rules.linen_layouts(model, IMAGE), **COMMON
     )
+    new = plan.params
     got = flat(new)
     assert assert_rescaled(got, flat(base), plan, MUP_4X) == set(MUP_4X)
     np.testing.assert_array_equal(got["head/kernel"], 0.0)  # the author's zero head
@@ -181,10 +183,10 @@ def test_zero_readout_and_zero_query_are_one_word_each():
 
     vit = LinenViT(64)
     params = linen_init(vit, IMAGE, jax.random.key(2))
-    new, _ = rules.parametrize(
-        params, linen_init(LinenViT(32), IMAGE, jax.random.key(1)), rules.mup, zero="query",
-        layouts=rules.linen_layouts(vit, IMAGE), **COMMON,
-    )  # fmt: skip
+    vit_base = linen_init(LinenViT(32), IMAGE, jax.random.key(1))
+    layouts = rules.linen_layouts(vit, IMAGE)
+    plan = rules.parametrize(params, vit_base, rules.mup, zero="query", layouts=layouts, **COMMON)
+    new = plan.params
     query = new["encoderblock_1"]["MultiHeadDotProductAttention_0"]["query"]["kernel"]
     np.testing.assert_array_equal(query, 0.0)
 
@@ -200,8 +202,9 @@ def test_the_rules_own_init_stays_an_explicit_choice():
     params = linen_init(LinenCNN(64), IMAGE, jax.random.key(0))
     base = linen_init(LinenCNN(16), IMAGE)
     key = jax.random.key(4)
-    new, plan = rules.parametrize(params, base, rules.mup, init="rule", key=key, **COMMON)
-    drawn = foreign.initialize(params, plan.metas, plan.scales, key)  # the redraw, as before
+    plan = rules.parametrize(params, base, rules.mup, init="rule", key=key, **COMMON)
+    new = plan.params
+    drawn = init_values.initialize(params, plan.metas, plan.scales, key)  # the redraw, as before
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(drawn)):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="pass key="):
@@ -214,7 +217,8 @@ def test_the_rules_own_init_stays_an_explicit_choice():
         rules.parametrize(params, base, rules.mup, **COMMON)
     # values untouched: init=None, and key=None as before init= existed
     for untouched in (dict(init=None), dict(key=None)):
-        same, again = rules.parametrize(params, base, rules.mup, **untouched, **COMMON)
+        again = rules.parametrize(params, base, rules.mup, **untouched, **COMMON)
+        same = again.params
         assert again.scales == plan.scales
         for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(params)):
             np.testing.assert_array_equal(a, b)
@@ -238,7 +242,7 @@ def test_linens_whole_variables_dict_is_refused_with_the_fix():
     base = LinenBNNet(8).init(jax.random.key(1), x)
     with pytest.raises(rules.RuleError, match=r"batch_stats.*pass variables\['params'\]"):
         rules.parametrize(variables, base, rules.mup, **COMMON)
-    new, _ = rules.parametrize(variables["params"], base["params"], rules.mup, **COMMON)
+    new = rules.parametrize(variables["params"], base["params"], rules.mup, **COMMON).params
     out, _ = LinenBNNet(32).apply({**variables, "params": new}, x, mutable=["batch_stats"])
     assert out.shape == (4, 3)
 

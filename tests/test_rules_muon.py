@@ -240,7 +240,7 @@ def test_a_foreign_linen_model_trains_with_muon_through_the_recipe():
     x, y = jax.random.normal(jax.random.key(1), (16, 6, 2)), jnp.arange(16) % 3
     params = LinenCNN(32).init(jax.random.key(0), x)["params"]
     base = jax.eval_shape(lambda: LinenCNN(8).init(jax.random.key(0), x))["params"]
-    params, plan = rules.parametrize(
+    plan = rules.parametrize(
         params,
         base,
         rules.mup,
@@ -249,6 +249,7 @@ def test_a_foreign_linen_model_trains_with_muon_through_the_recipe():
         optimizer="muon",
         activation="relu",
     )
+    params = plan.params
     assert plan.metas["Conv_1"]["kernel"].role == "hidden"
     assert plan.describe().count("muon") == 1
     tx = rules.optimizer("muon", 1e-2, plan)

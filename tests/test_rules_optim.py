@@ -9,6 +9,7 @@ from flax import nnx
 
 import rules
 import zoo
+from rules.optim import INJECTABLE
 from scaling_training.engine import split_model
 
 
@@ -107,11 +108,11 @@ def _params_and_grads():
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "lion"])
-def test_scaled_optimizer_first_step_formula(name):
+def test_optimizer_first_step_formula(name):
     """p <- p - lr (s.lr d + wd s.weight_decay p), d the optimizer's first-step direction."""
     params, grads, scales = _params_and_grads()
     lr, wd, eps = 0.1, 0.01, 1e-3
-    tx = rules.scaled_optimizer(name, lr, scales, weight_decay=wd, eps=eps)
+    tx = rules.optimizer(name, lr, scales, weight_decay=wd, eps=eps)
     updates, _ = tx.update(grads, tx.init(params), params)
     for key in params:
         g, p, s = grads[key], params[key], scales[key]
@@ -130,7 +131,7 @@ def test_scaled_optimizer_first_step_formula(name):
 def test_scaled_adam_matches_optax_adamw_with_neutral_scales():
     params, grads, _ = _params_and_grads()
     neutral = jax.tree.map(lambda _: rules.Scales(), params)
-    ours = rules.scaled_optimizer("adamw", 0.05, neutral, weight_decay=0.1)
+    ours = rules.optimizer("adamw", 0.05, neutral, weight_decay=0.1)
     theirs = optax.adamw(0.05, weight_decay=0.1)
     s1, s2 = ours.init(params), theirs.init(params)
     p1 = p2 = params
@@ -148,7 +149,7 @@ def test_decay_per_step_does_not_depend_on_width_under_mup():
     for width in (64, 256):
         model = mlp("mup", optimizer="adam", width=width)
         _, params, _ = split_model(model)
-        tx = rules.scaled_optimizer("adamw", 0.1, rules.param_scales(model), weight_decay=0.5)
+        tx = rules.optimizer("adamw", 0.1, rules.param_scales(model), weight_decay=0.5)
         zero = jax.tree.map(jnp.zeros_like, params)
         updates, _ = tx.update(zero, tx.init(params), params)
         kernel = params["hidden"][0]["kernel"]
@@ -156,9 +157,97 @@ def test_decay_per_step_does_not_depend_on_width_under_mup():
     assert shrink[64] == pytest.approx(0.05) and shrink[256] == pytest.approx(0.05)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, dict(lr_factor=0.37, b2=0.95), dict(weight_decay_mode="independent", lr_factor=3.0)],
+)
+def test_injected_optimizer_is_the_optax_composition(options):
+    """inject=("learning_rate",) is optax.inject_hyperparams around the same optimizer, the
+    LR factor applied inside (the state holds the base LR a sweep sets) and independent
+    decay chained after an undecayed optimizer: the same bits, step after step."""
+    from rules.optim import independent_decay
+
+    params, grads, scales = _params_and_grads()
+    lr, wd = 0.1, 0.01
+    factor = options.get("lr_factor", 1.0)
+    independent = options.get("weight_decay_mode") == "independent"
+
+    def by_hand(learning_rate):
+        inner = rules.optimizer(
+            "adam",
+            learning_rate * factor if factor != 1.0 else learning_rate,
+            scales,
+            weight_decay=0.0 if independent else wd,
+            b2=options.get("b2", 0.999),
+        )
+        return optax.chain(inner, independent_decay(wd, scales)) if independent else inner
+
+    ours = rules.optimizer(
+        "adam", lr, scales, weight_decay=wd, inject=("learning_rate",), **options
+    )
+    theirs = optax.inject_hyperparams(by_hand)(learning_rate=lr)
+    s1, s2 = ours.init(params), theirs.init(params)
+    assert float(s1.hyperparams["learning_rate"]) == np.float32(lr)
+    p1 = p2 = params
+    for _ in range(3):
+        u1, s1 = jax.jit(ours.update)(grads, s1, p1)
+        u2, s2 = jax.jit(theirs.update)(grads, s2, p2)
+        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+    for key in params:
+        assert np.asarray(p1[key]).tobytes() == np.asarray(p2[key]).tobytes()
+    assert not np.array_equal(p1["w"], params["w"])  # the steps moved the parameters
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_inject_true_holds_every_number_of_the_optimizer(name):
+    """inject=True: learning rate, weight decay, momentum, b1, b2 and eps are all arrays in
+    the state (the app's plain runs and their checkpoints), the same bits as a factory
+    that takes exactly those six."""
+    params, grads, scales = _params_and_grads()
+
+    def by_hand(learning_rate, weight_decay, momentum, b1, b2, eps):
+        numbers = dict(weight_decay=weight_decay, momentum=momentum, b1=b1, b2=b2, eps=eps)
+        return rules.optimizer(name, learning_rate, scales, **numbers)
+
+    numbers = dict(learning_rate=0.1, weight_decay=0.01, momentum=0.9, b1=0.9, b2=0.99, eps=1e-6)
+    theirs = optax.inject_hyperparams(by_hand)(**numbers)
+    ours = rules.optimizer(name, 0.1, scales, weight_decay=0.01, b2=0.99, eps=1e-6, inject=True)
+    s1, s2 = ours.init(params), theirs.init(params)
+    assert sorted(s1.hyperparams) == sorted(numbers) == sorted(INJECTABLE)
+    p1 = p2 = params
+    for _ in range(3):
+        u1, s1 = jax.jit(ours.update)(grads, s1, p1)
+        u2, s2 = jax.jit(theirs.update)(grads, s2, p2)
+        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+    for key in params:
+        assert np.asarray(p1[key]).tobytes() == np.asarray(p2[key]).tobytes()
+
+
+def test_injected_lion_steps_under_jit_with_its_own_beta2():
+    """Lion's b2 default (0.99, not Adam's 0.999) is chosen before b2 becomes a traced
+    array: the app's injected Lion used to fail at its first jitted step."""
+    params, grads, scales = _params_and_grads()
+    tx = rules.optimizer("lion", 0.1, scales, inject=True)
+    state = tx.init(params)
+    assert float(state.hyperparams["b2"]) == np.float32(0.99)
+    updates, _ = jax.jit(tx.update)(grads, state, params)
+    plain = rules.optimizer("lion", 0.1, scales)
+    want, _ = plain.update(grads, plain.init(params), params)
+    for key in params:
+        np.testing.assert_allclose(updates[key], want[key], rtol=1e-6)
+
+
+def test_optimizer_refuses_unknown_modes_and_injections():
+    _, _, scales = _params_and_grads()
+    with pytest.raises(ValueError, match="weight_decay_mode"):
+        rules.optimizer("adam", 0.1, scales, weight_decay_mode="decoupled")
+    with pytest.raises(ValueError, match="cannot inject"):
+        rules.optimizer("adam", 0.1, scales, inject=("lr",))
+
+
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="choose one of: sgd, momentum, adam, adamw, lion"):
-        rules.scaled_optimizer("shampoo", 0.1, {})
+        rules.optimizer("shampoo", 0.1, {})
 
 
 def test_describe_shows_branch_multipliers_and_nondefault_epsilon():

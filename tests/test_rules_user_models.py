@@ -142,7 +142,7 @@ def test_linen_lm_matches_rules_layers(n, growth, optimizer):
     params = linen_init(model, TOKENS, jax.random.key(0))
     base = linen_init(LinenLM(d_model=16, **dims(1)), TOKENS)
     delta = linen_init(LinenLM(d_model=32, **dims(2)), TOKENS) if n == 1 else None
-    new, plan = rules.parametrize(
+    plan = rules.parametrize(
         params,
         base,
         rules.mup,
@@ -153,6 +153,7 @@ def test_linen_lm_matches_rules_layers(n, growth, optimizer):
         delta=delta,
         layouts=rules.linen_layouts(model, TOKENS),
     )
+    new = plan.params
     width, width0 = dims(n)["heads"] * dims(n)["head_dim"], 16
     spec = lm_spec(16 * n, 16, width, width0)
     assert_matches_reference(plan, nn.meta.unbox(new), spec, LINEN_KINDS, rules.mup, optimizer)
@@ -277,7 +278,7 @@ def test_depth_rules_on_user_transformers(rule):
     depth, base_depth, n = 4, 2, 2
     base = linen_init(LinenLM(d_model=16, heads=2, head_dim=8, depth=depth), TOKENS)
     kwargs = dict(depth=depth, base_depth=base_depth, residual=r"^LinenBlock_\d+/")
-    _, probe = rules.parametrize(
+    probe = rules.parametrize(
         linen_init(LinenLM(d_model=16 * n, heads=2 * n, head_dim=8, depth=depth), TOKENS),
         base,
         rule,
@@ -289,7 +290,7 @@ def test_depth_rules_on_user_transformers(rule):
         ),
         **kwargs,
     )
-    multiplier = probe.branch_multiplier
+    multiplier = probe.residual_multiplier
     assert multiplier == pytest.approx(rules.residual_multiplier(rule, depth, base_depth))
     assert multiplier == pytest.approx({"completep": 0.5, "depth_mup": 0.5**0.5}[rule.name])
     scale = probe.logit_scale(8, 8)
@@ -298,11 +299,11 @@ def test_depth_rules_on_user_transformers(rule):
         heads=2 * n,
         head_dim=8,
         depth=depth,
-        branch_multiplier=multiplier,
+        residual_multiplier=multiplier,
         attention_scale=scale,
     )
     params = linen_init(model, TOKENS, jax.random.key(0))
-    new, plan = rules.parametrize(
+    plan = rules.parametrize(
         params,
         base,
         rule,
@@ -313,6 +314,7 @@ def test_depth_rules_on_user_transformers(rule):
         layouts=rules.linen_layouts(model, TOKENS),
         **kwargs,
     )
+    new = plan.params
     spec = lm_spec(16 * n, 16, 16 * n, 16)
     branch = (r"^LinenBlock_\d+/", (depth, base_depth))
     assert_matches_reference(
@@ -324,10 +326,10 @@ def test_depth_rules_on_user_transformers(rule):
 def test_cnns_match_rules_layers():
     """The Linen mnist-style CNN and an NNX CNN with BatchNorm and Dropout, mup at 4x."""
     params = linen_init(LinenCNN(64), IMAGE, jax.random.key(0))
-    new, plan = rules.parametrize(
-        params, linen_init(LinenCNN(16), IMAGE), rules.mup, init="rule", key=jax.random.key(1),
-        optimizer="sgd", activation="relu",
-    )  # fmt: skip
+    base = linen_init(LinenCNN(16), IMAGE)
+    common = dict(optimizer="sgd", activation="relu")
+    plan = rules.parametrize(params, base, rules.mup, init="rule", key=jax.random.key(1), **common)
+    new = plan.params
     roles = {m.path: (m.role, m.fan_in, m.base_fan_in) for m in _metas(plan)}
     assert roles["Conv_0/kernel"] == ("input", 9, None)
     assert roles["Conv_1/kernel"] == ("hidden", 9 * 64, 9 * 16)

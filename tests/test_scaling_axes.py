@@ -175,7 +175,6 @@ def test_swept_weight_decay_and_schedule_match_single_runs():
     from scaling.grid import GridSpec, train_grid
     from scaling.setup import ProbeModel
     from scaling_training import engine
-    from scaling_training.optimizers import make_optimizer
     from scaling_training.schedules import with_schedule_and_clipping
 
     spec, dataset, steps = ProbeModel.of(optimizer="adam", base_width=16), data.load("mnist1d"), 12
@@ -186,7 +185,7 @@ def test_swept_weight_decay_and_schedule_match_single_runs():
     for j, (lr, wd) in enumerate(zip(lrs, wds)):
         model = spec.build(16, 2, 0)
         graphdef, params, rest = engine.split_model(model)
-        tx = make_optimizer("adam", lr, rules.param_scales(model), weight_decay=wd)
+        tx = rules.optimizer("adam", lr, rules.param_scales(model), weight_decay=wd, inject=True)
         tx = with_schedule_and_clipping(tx, "cosine", steps, 3)
         opt_state = tx.init(params)
         chunk = engine.make_train_chunk(graphdef, tx)

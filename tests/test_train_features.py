@@ -17,7 +17,6 @@ from scaling_data.augment import crop_padding
 from scaling_training import engine
 from scaling_training.config import ConfigError, TrainConfig
 from scaling_training.loop import train
-from scaling_training.optimizers import make_optimizer
 from scaling_training.progress import read_metrics
 from scaling_training.schedules import lr_factor, with_schedule_and_clipping
 from scaling_training.validation import validate
@@ -65,13 +64,18 @@ def test_schedule_scales_the_global_lr_and_keeps_the_rule_multipliers():
     model, params, grads = _model_and_grads()
     scales = rules.param_scales(model)
     scheduled = with_schedule_and_clipping(
-        make_optimizer("sgd", 0.1, scales, momentum=0.0), "cosine", steps=5, warmup_steps=1
+        rules.optimizer("sgd", 0.1, scales, momentum=0.0, inject=True),
+        "cosine",
+        steps=5,
+        warmup_steps=1,
     )
     state = scheduled.init(params)
     factor = lr_factor("cosine", 5, 1)
     for count in range(5):
         update, state = scheduled.update(grads, state, params)
-        plain = make_optimizer("sgd", 0.1 * float(factor(count)), scales, momentum=0.0)
+        plain = rules.optimizer(
+            "sgd", 0.1 * float(factor(count)), scales, momentum=0.0, inject=True
+        )
         expected, _ = plain.update(grads, plain.init(params), params)
         for a, b in zip(jax.tree.leaves(update), jax.tree.leaves(expected)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)
@@ -83,10 +87,10 @@ def test_clipping_acts_on_raw_gradients_before_the_rule_multipliers():
     norm = float(optax.tree.norm(grads))
     assert norm > 1
     clipped = with_schedule_and_clipping(
-        make_optimizer("sgd", 0.1, scales, momentum=0.0), clip_norm=1.0
+        rules.optimizer("sgd", 0.1, scales, momentum=0.0, inject=True), clip_norm=1.0
     )
     update, _ = clipped.update(grads, clipped.init(params), params)
-    plain = make_optimizer("sgd", 0.1, scales, momentum=0.0)
+    plain = rules.optimizer("sgd", 0.1, scales, momentum=0.0, inject=True)
     small = jax.tree.map(lambda g: g / norm, grads)
     expected, _ = plain.update(small, plain.init(params), params)
     for a, b in zip(jax.tree.leaves(update), jax.tree.leaves(expected)):

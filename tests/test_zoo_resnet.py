@@ -72,13 +72,13 @@ def test_residual_layers_describe_their_blocks():
     )
 
 
-def test_branch_multiplier_comes_from_the_rule():
+def test_residual_multiplier_comes_from_the_rule():
     def half_branch(meta, scales):
         return scales.replace(multiplier=0.5) if meta.role == "branch" else scales
 
     rule = rules.compose(rules.mup, half_branch, name="half_branch")
     model = build("resmlp", (40,), rule=rule, width=8, depth=2)
     plain = build("resmlp", (40,), width=8, depth=2)
-    assert model.blocks.branch_multiplier == 0.5 and plain.blocks.branch_multiplier == 1.0
+    assert model.blocks.residual_multiplier == 0.5 and plain.blocks.residual_multiplier == 1.0
     x = jnp.ones((2, 40))
     assert not jnp.allclose(model(x), plain(x))  # the multiplier is applied

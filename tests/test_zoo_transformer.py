@@ -164,7 +164,7 @@ def test_a_fixed_head_dim_keeps_the_standard_logit_scale_under_mup():
 
 def test_depth_rules_scale_both_branches_of_every_block():
     model = lm(rule=rules.depth_mup, depth=8, base_depth=2)
-    assert model.trunk.blocks.branch_multiplier == pytest.approx(0.5)
+    assert model.trunk.blocks.residual_multiplier == pytest.approx(0.5)
     rows = _scales(model)
     # Adam: hidden 1/n from muP times 1/sqrt(L/L0) in the branches
     assert rows["trunk/blocks/fc1/kernel"]["lr_multiplier"] == pytest.approx(0.5 * 0.5)

@@ -19,7 +19,7 @@ def params_of(model) -> dict:
         "patch": model.patch,
         "heads": blocks.heads if np.ndim(blocks.heads) == 0 else int(np.ravel(blocks.heads)[0]),
         "logit_scale": float(np.ravel(blocks.logit_scale)[0]),
-        "branch": float(np.ravel(blocks.branch_multiplier)[0]),
+        "branch": float(np.ravel(blocks.residual_multiplier)[0]),
         "input": f64(model.input.kernel),
         "cls": f64(model.cls_token.table),
         "positions": f64(model.positions.table),

@@ -6,6 +6,7 @@ are input-like (fan_in 1), the readout output-like. A tied readout reuses the to
 so it cannot take the output layer's own init: it multiplies h @ table^T by the output
 role's (multiplier x init std) / the table's init std, which gives the product the
 readout's scale under every rule (muP: ~1/width) while the table keeps the input LR.
+`depth` counts the transformer blocks.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from flax import nnx
 from rules import Linear, Rule
 from rules.nnx_layers import record_preactivation
 from zoo.config import ModelConfig
-from zoo.transformer import Embedding, Trunk
+from zoo.optional import Identity
+from zoo.roles import output_meta
+from zoo.transformer import Embedding, Positions, Trunk
 
 
 def tied_multiplier(c: ModelConfig, rule: Rule, embedding: Embedding) -> float:
     """The factor on h @ table^T that stands in for an output layer's init and multiplier."""
-    meta = c.meta("output", c.width, c.num_classes, scales_in=True, scales_out=False, gain=1.0)
-    out, table = rule(meta), embedding.table.scales
+    out, table = rule(output_meta(c, c.width, gain=1.0)), embedding.table.scales
     if table.init_std == 0:
         raise ValueError(f"a tied readout needs a random embedding; {rule.name} gives std 0")
     return out.multiplier * out.init_std / table.init_std
@@ -50,15 +52,14 @@ class LM(nnx.Module):
         c = config
         (self.context,) = c.input_shape
         self.input = Embedding(c, rule, c.num_classes, rngs=rngs)
-        self.positions = nnx.data(None)
-        if c.positions == "learned":
-            self.positions = Embedding(c, rule, self.context, rngs=rngs)
+        learned = c.positions == "learned"  # else rotary, inside the blocks
+        self.positions = Positions(c, rule, self.context, rngs=rngs) if learned else Identity()
         self.trunk = Trunk(c, rule, causal=True, rngs=rngs)
         if c.tied:
             self.output = TiedReadout(tied_multiplier(c, rule, self.input))
         else:
-            meta = c.meta("output", c.width, c.num_classes, scales_in=True, scales_out=False,
-                          gain=1.0)  # fmt: skip
+            # The readout reads the stream (or its norm), a sum of pre-activations: gain 1.
+            meta = output_meta(c, c.width, gain=1.0)
             self.output = Linear(meta, rule, use_bias=c.use_bias, rngs=rngs)
         self.tied = c.tied
 
@@ -71,10 +72,7 @@ class LM(nnx.Module):
         length = tokens.shape[1]
         if length > self.context:
             raise ValueError(f"sequence of {length} tokens exceeds the context {self.context}")
-        h = self.input(tokens)
-        if self.positions is not None:
-            h = h + self.positions.rows(length)
-        h = self.trunk(h)
+        h = self.trunk(self.positions(self.input(tokens)))
         if self.tied:
             return self.output(h, self.input.table[...])
         return self.output(h)

@@ -10,6 +10,9 @@ from flax import nnx
 
 from rules import Rule
 from rules.meta import LayerMeta
+from zoo.config import ModelConfig
+from zoo.optional import Identity
+from zoo.roles import norm_meta
 
 
 def _init_and_metadata(meta: LayerMeta, rule: Rule, constant: float):
@@ -25,16 +28,22 @@ def _init_and_metadata(meta: LayerMeta, rule: Rule, constant: float):
     return init, {"meta": meta, "scales": scales}
 
 
-def make_norm(kind: str, meta: LayerMeta, rule: Rule, *, rngs: nnx.Rngs) -> nnx.Module | None:
-    """BatchNorm, LayerNorm or RMSNorm over the last axis (`meta.fan_out` features); None for
-    "none".
+def norm(c: ModelConfig, rule: Rule, features: int, *, rngs: nnx.Rngs, **fields) -> nnx.Module:
+    """The model's normalization (`c.normalization`) over `features` channels, role "norm"
+    (`fields`: other LayerMeta fields, e.g. a residual branch's); the identity for "none"."""
+    return make_norm(c.normalization, norm_meta(c, features, **fields), rule, rngs=rngs)
+
+
+def make_norm(kind: str, meta: LayerMeta, rule: Rule, *, rngs: nnx.Rngs) -> nnx.Module:
+    """BatchNorm, LayerNorm or RMSNorm over the last axis (`meta.fan_out` features); the
+    identity for "none".
 
     `meta` is the norm's: role "norm", fan_out = the features (channels). BatchNorm
     normalises over batch and positions; LayerNorm over the channels of each position.
     The scale starts at 1 and the bias at 0 (plus noise if the rule asks for init_std > 0).
     """
     if kind == "none":
-        return None
+        return Identity()
     scale_init, scale_metadata = _init_and_metadata(meta, rule, 1.0)
     bias_init, bias_metadata = _init_and_metadata(dataclasses.replace(meta, role="bias"), rule, 0)
     common = dict(

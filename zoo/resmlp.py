@@ -1,6 +1,7 @@
-"""Residual MLP: input layer, `depth` = K residual blocks, activation, linear readout.
+"""Residual MLP: input layer, `depth` = K residual blocks (two linear layers each: depth
+counts blocks, not layers), [norm], activation, linear readout.
 
-Block: h + m * W2 act(W1 norm(h)), with m the rule's branch multiplier. The K blocks are
+Block: h + m * W2 act(W1 norm(h)), with m the rule's residual multiplier. The K blocks are
 identical and scanned, so depth costs no compile time.
 """
 
@@ -9,17 +10,15 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+import rules
 from rules import Linear, Rule
+from rules.residual import branch_fields
 from zoo.activations import ACTIVATIONS
 from zoo.config import ModelConfig
-from zoo.norms import make_norm
-from zoo.residual import branch_fields, branch_multiplier
+from zoo.norms import norm
+from zoo.optional import dropout
+from zoo.roles import hidden_meta, input_meta, output_meta
 from zoo.stack import run_stack, stack
-
-
-def _norm(c: ModelConfig, rule: Rule, rngs: nnx.Rngs, **fields):
-    meta = c.meta("norm", 1, c.width, scales_in=False, scales_out=True, gain=1.0, **fields)
-    return nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
 
 
 class DenseBlock(nnx.Module):
@@ -27,23 +26,22 @@ class DenseBlock(nnx.Module):
 
     def __init__(self, c: ModelConfig, rule: Rule, fields: dict, *, rngs: nnx.Rngs):
         w = c.width
-        self.norm = _norm(c, rule, rngs, **fields)
+        self.norm = norm(c, rule, w, rngs=rngs, **fields)
         # The stream is a sum of pre-activations (gain 1); W2 reads activated units.
-        first = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=1.0,
-                       branch_index=0, branch_layers=2, **fields)  # fmt: skip
-        second = c.meta("hidden", w, w, scales_in=True, scales_out=True, gain=c.gain,
-                        branch_index=1, branch_layers=2, **fields)  # fmt: skip
+        first = hidden_meta(c, w, w, gain=1.0, branch_index=0, branch_layers=2, **fields)
+        second = hidden_meta(c, w, w, branch_index=1, branch_layers=2, **fields)
         self.dense1 = Linear(first, rule, use_bias=c.use_bias, rngs=rngs)
         self.dense2 = Linear(second, rule, use_bias=c.use_bias, rngs=rngs)
         self.activation = ACTIVATIONS[c.activation]
-        self.dropout = nnx.data(nnx.Dropout(c.dropout, rngs=rngs) if c.dropout else None)
-        self.branch_multiplier = branch_multiplier(c, rule, w, fields)
+        self.dropout = dropout(c.dropout, rngs=rngs)
+        blocks, base_blocks = fields["num_blocks"], fields["base_depth"]
+        self.residual_multiplier = rules.residual_multiplier(
+            rule, blocks, base_blocks, w, c.base_of(w), optimizer=c.optimizer, gain=c.gain
+        )
 
     def __call__(self, h: jax.Array) -> jax.Array:
-        u = self.norm(h) if self.norm is not None else h
-        u = self.activation(self.dense1(u))
-        u = self.dropout(u) if self.dropout is not None else u
-        return h + self.branch_multiplier * self.dense2(u)
+        u = self.dropout(self.activation(self.dense1(self.norm(h))))
+        return h + self.residual_multiplier * self.dense2(u)
 
 
 class ResMLP(nnx.Module):
@@ -51,17 +49,14 @@ class ResMLP(nnx.Module):
 
     def __init__(self, config: ModelConfig, rule: Rule, *, rngs: nnx.Rngs):
         c, w = config, config.width
-        first = c.meta("input", c.input_size, w, scales_in=False, scales_out=True, gain=1.0)
-        self.input = Linear(first, rule, use_bias=c.use_bias, rngs=rngs)
+        self.input = Linear(input_meta(c, c.input_size), rule, use_bias=c.use_bias, rngs=rngs)
         fields = branch_fields(c.depth, c.base_depth or c.depth)
         self.blocks = stack(lambda r: DenseBlock(c, rule, fields, rngs=r), c.depth, rngs)
         self.scan = c.scan_blocks
-        self.norm = _norm(c, rule, rngs)
+        self.norm = norm(c, rule, w, rngs=rngs)
         self.activation = ACTIVATIONS[c.activation]
-        last = c.meta("output", w, c.num_classes, scales_in=True, scales_out=False, gain=c.gain)
-        self.output = Linear(last, rule, use_bias=c.use_bias, rngs=rngs)
+        self.output = Linear(output_meta(c, w), rule, use_bias=c.use_bias, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = run_stack(self.blocks, self.input(x.reshape(x.shape[0], -1)), scan=self.scan)
-        h = self.norm(h) if self.norm is not None else h
-        return self.output(self.activation(h))
+        return self.output(self.activation(self.norm(h)))

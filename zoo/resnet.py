@@ -1,9 +1,12 @@
-"""CIFAR-style pre-activation ResNet (He et al. 2016): depth 6n+2, three stages of n basic
-blocks with `width`, 2 x `width`, 4 x `width` channels (the paper's 16/32/64 at width 16).
+"""CIFAR-style pre-activation ResNet (He et al. 2016): `depth` = 6n+2 weight layers (the
+input conv, 3 stages of n basic blocks of two convs, the readout; projection shortcuts not
+counted), with `width`, 2 x `width`, 4 x `width` channels (the paper's 16/32/64 at width
+16). Rules see depth as the K = 3n residual blocks.
 
 Block: shortcut(a) + m * conv2(act(norm2(conv1(a)))) with a = act(norm1(x)) and m the rule's
-branch multiplier. The first block of stages 2 and 3 halves the size and doubles the channels
-(1x1 projection shortcut, outside the branch); the other n - 1 blocks of a stage are scanned.
+residual multiplier. The first block of stages 2 and 3 halves the size and doubles the
+channels (1x1 projection shortcut of a, outside the branch; the other blocks add x itself);
+the other n - 1 blocks of a stage are scanned.
 """
 
 from __future__ import annotations
@@ -13,53 +16,59 @@ import dataclasses
 import jax
 from flax import nnx
 
-from rules import Conv, Linear, Rule
+import rules
+from rules import Linear, Rule
+from rules.residual import branch_fields
 from zoo.activations import ACTIVATIONS
+from zoo.cnn import conv
 from zoo.config import ModelConfig
 from zoo.depths import resnet_blocks_per_stage as blocks_per_stage
-from zoo.norms import make_norm
-from zoo.residual import branch_fields, branch_multiplier
+from zoo.norms import norm
+from zoo.optional import Identity, dropout
+from zoo.roles import hidden_meta, input_meta, output_meta
 from zoo.stack import run_stack, stack
 
 
 class BasicBlock(nnx.Module):
     """Pre-activation basic block; `stride` 2 or a channel change adds a projection."""
 
-    def __init__(self, c: ModelConfig, rule: Rule, c_in: int, c_out: int, stride: int,
-                 fields: dict, *, rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self, c: ModelConfig, rule: Rule, c_in: int, c_out: int, stride: int, fields: dict, *, rngs
+    ):
         k = (c.kernel_size, c.kernel_size)
 
-        def conv(fan_in: int, kernel: tuple[int, int], stride: int, **extra) -> Conv:
-            meta = c.meta("hidden", fan_in, c_out, scales_in=True, scales_out=True,
-                          gain=c.gain, **(fields | extra))  # fmt: skip
-            return Conv(meta, rule, kernel, strides=stride, padding=c.conv_padding,
-                        use_bias=c.use_bias, implementation=c.conv_implementation,
-                        rngs=rngs)  # fmt: skip
+        def weights(fan_in: int, kernel: tuple[int, int], stride: int, **extra):
+            meta = hidden_meta(c, fan_in, c_out, **(fields | extra))
+            return conv(c, meta, rule, kernel, strides=stride, rngs=rngs)
 
-        def norm(channels: int):
-            meta = c.meta("norm", 1, channels, scales_in=False, scales_out=True, gain=1.0,
-                          **fields)  # fmt: skip
-            return nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
-
-        self.norm1, self.norm2 = norm(c_in), norm(c_out)
-        self.conv1 = conv(c_in * k[0] * k[1], k, stride, branch_index=0, branch_layers=2)
-        self.conv2 = conv(c_out * k[0] * k[1], k, 1, branch_index=1, branch_layers=2)
-        self.shortcut = nnx.data(None)
-        if stride != 1 or c_in != c_out:
-            self.shortcut = conv(c_in, (1, 1), stride, in_residual_branch=False)
+        self.norm1 = norm(c, rule, c_in, rngs=rngs, **fields)
+        self.norm2 = norm(c, rule, c_out, rngs=rngs, **fields)
+        self.conv1 = weights(c_in * k[0] * k[1], k, stride, branch_index=0, branch_layers=2)
+        self.conv2 = weights(c_out * k[0] * k[1], k, 1, branch_index=1, branch_layers=2)
+        # The projection reads the pre-activated input a; the identity shortcut adds x.
+        self.projects = stride != 1 or c_in != c_out
+        self.shortcut = (
+            weights(c_in, (1, 1), stride, in_residual_branch=False) if self.projects else Identity()
+        )
         self.activation = ACTIVATIONS[c.activation]
-        self.dropout = nnx.data(nnx.Dropout(c.dropout, rngs=rngs) if c.dropout else None)
-        self.branch_multiplier = branch_multiplier(c, rule, c_out, fields)
-
-    def _pre(self, norm, x: jax.Array) -> jax.Array:
-        return self.activation(norm(x) if norm is not None else x)
+        self.dropout = dropout(c.dropout, rngs=rngs)
+        blocks, base_blocks, block = fields["num_blocks"], fields["base_depth"], fields["block"]
+        self.residual_multiplier = rules.residual_multiplier(
+            rule,
+            blocks,
+            base_blocks,
+            c_out,
+            c.base_of(c_out),
+            block=block,
+            optimizer=c.optimizer,
+            gain=c.gain,
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        a = self._pre(self.norm1, x)
-        u = self._pre(self.norm2, self.conv1(a))
-        u = self.dropout(u) if self.dropout is not None else u
-        skip = self.shortcut(a) if self.shortcut is not None else x
-        return skip + self.branch_multiplier * self.conv2(u)
+        a = self.activation(self.norm1(x))
+        u = self.dropout(self.activation(self.norm2(self.conv1(a))))
+        skip = self.shortcut(a if self.projects else x)
+        return skip + self.residual_multiplier * self.conv2(u)
 
 
 class ResNet(nnx.Module):
@@ -73,33 +82,24 @@ class ResNet(nnx.Module):
         fields = branch_fields(3 * n, 3 * n0)
         channels = c.input_shape[2] if len(c.input_shape) == 3 else 1
         k = (c.kernel_size, c.kernel_size)
-        first = c.meta("input", channels * k[0] * k[1], c.width, scales_in=False,
-                       scales_out=True, gain=1.0)  # fmt: skip
-        self.input = Conv(first, rule, k, padding=c.conv_padding, use_bias=c.use_bias,
-                          implementation=c.conv_implementation, rngs=rngs)  # fmt: skip
+        self.input = conv(c, input_meta(c, channels * k[0] * k[1]), rule, k, rngs=rngs)
         self.channels = channels
         self.stages = nnx.List()
         for s, width in enumerate((c.width, 2 * c.width, 4 * c.width)):
             c_in, stride = (c.width, 1) if s == 0 else (width // 2, 2)
-            first_block = BasicBlock(c, rule, c_in, width, stride, fields | {"block": s * n},
-                                     rngs=rngs)  # fmt: skip
+            first = fields | {"block": s * n}
+            first_block = BasicBlock(c, rule, c_in, width, stride, first, rngs=rngs)
             make = lambda r, w=width: BasicBlock(c, rule, w, w, 1, fields, rngs=r)  # noqa: E731
-            rest = stack(make, n - 1, rngs) if n > 1 else None
-            self.stages.append(nnx.List([first_block, nnx.data(rest)]))
+            self.stages.append(nnx.List([first_block, stack(make, n - 1, rngs)]))
         self.scan = c.scan_blocks
         last_width = 4 * c.width
-        norm = c.meta("norm", 1, last_width, scales_in=False, scales_out=True, gain=1.0)
-        self.norm = nnx.data(make_norm(c.normalization, norm, rule, rngs=rngs))
+        self.norm = norm(c, rule, last_width, rngs=rngs)
         self.activation = ACTIVATIONS[c.activation]
-        last = c.meta("output", last_width, c.num_classes, scales_in=True, scales_out=False,
-                      gain=c.gain)  # fmt: skip
-        self.output = Linear(last, rule, use_bias=c.use_bias, rngs=rngs)
+        self.output = Linear(output_meta(c, last_width), rule, use_bias=c.use_bias, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = self.input(x.reshape(*x.shape[:3], self.channels))
         for first_block, rest in self.stages:
-            h = first_block(h)
-            if rest is not None:
-                h = run_stack(rest, h, scan=self.scan)
-        h = self.activation(self.norm(h) if self.norm is not None else h)
+            h = run_stack(rest, first_block(h), scan=self.scan)
+        h = self.activation(self.norm(h))
         return self.output(h.mean(axis=(1, 2)))

@@ -13,9 +13,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.optional import Identity
+
 
 def stack(make_block: Callable[[nnx.Rngs], nnx.Module], count: int, rngs: nnx.Rngs):
-    """`count` blocks from `make_block(rngs)`, each with its own keys, stacked on axis 0."""
+    """`count` blocks from `make_block(rngs)`, each with its own keys, stacked on axis 0;
+    no blocks (count 0) are the identity, and draw no keys."""
+    if count == 0:
+        return Identity()
 
     @nnx.split_rngs(splits=count)
     @nnx.vmap(in_axes=(0,), out_axes=0)
@@ -27,6 +32,8 @@ def stack(make_block: Callable[[nnx.Rngs], nnx.Module], count: int, rngs: nnx.Rn
 
 def run_stack(blocks: nnx.Module, x: jax.Array, *, scan: bool = True) -> jax.Array:
     """Apply the stacked blocks in order: x -> block_0(x) -> block_1(...) -> ..."""
+    if isinstance(blocks, Identity):
+        return x
     if scan:
 
         @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)

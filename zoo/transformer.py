@@ -3,10 +3,11 @@
 Block (pre-LN, both branches residual):
     h = h + m * proj(attention(norm1(h)))
     h = h + m * fc2(act(fc1(norm2(h))))
-m is the rule's branch multiplier (depth_mup, completep), the logits are `logit_scale x q.k`
+m is the rule's residual multiplier (depth_mup, completep), the logits are `logit_scale x q.k`
 with the rule's attention scale (muP: sqrt(d0)/d), q, k, v from one fused `qkv` layer.
 Every weight is a `rules.Linear` of role "hidden" in a residual branch; the stream is a sum
 of pre-activations, so layers reading it (qkv, fc1) have gain 1 and fc2 the activation's.
+`depth` counts blocks (K), each an attention and an MLP branch.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from flax import nnx
 import rules
 from rules import Linear, Rule
 from rules.nnx_layers import record_preactivation, scaled_param
+from rules.residual import branch_fields
 from zoo.activations import ACTIVATIONS
 from zoo.config import ModelConfig
-from zoo.norms import make_norm
-from zoo.residual import branch_fields, branch_multiplier
+from zoo.norms import norm
+from zoo.optional import dropout
+from zoo.roles import hidden_meta, input_meta
 from zoo.stack import run_stack, stack
 
 
@@ -42,7 +45,7 @@ class Embedding(nnx.Module):
     entries get the input layer's init (std sqrt(gain) = 1), LR and multiplier."""
 
     def __init__(self, c: ModelConfig, rule: Rule, count: int, *, rngs: nnx.Rngs, **fields):
-        meta = c.meta("input", 1, c.width, scales_in=False, scales_out=True, gain=1.0, **fields)
+        meta = input_meta(c, 1, **fields)
         self.table = scaled_param(rngs.params(), (count, c.width), meta, rule)
         self.multiplier = self.table.scales.multiplier
         self.record = False
@@ -55,6 +58,13 @@ class Embedding(nnx.Module):
         return self.table[...][:count] * self.multiplier
 
 
+class Positions(Embedding):
+    """Learned positions: h [batch, length, width] + the first `length` rows."""
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        return h + self.rows(h.shape[1])
+
+
 class TransformerBlock(nnx.Module):
     """One pre-LN block: attention branch, then MLP branch (dropout at each branch's end)."""
 
@@ -63,28 +73,24 @@ class TransformerBlock(nnx.Module):
         self.heads, self.head_dim, base_head_dim = c.attention_shape()
 
         def linear(fan_in: int, fan_out: int, gain: float) -> Linear:
-            meta = c.meta("hidden", fan_in, fan_out, scales_in=True, scales_out=True, gain=gain,
-                          **fields)  # fmt: skip
+            meta = hidden_meta(c, fan_in, fan_out, gain=gain, **fields)
             return Linear(meta, rule, use_bias=c.use_bias, rngs=rngs)
 
-        def norm():
-            meta = c.meta("norm", 1, w, scales_in=False, scales_out=True, gain=1.0, **fields)
-            return nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
-
-        self.norm1, self.norm2 = norm(), norm()
+        self.norm1 = norm(c, rule, w, rngs=rngs, **fields)
+        self.norm2 = norm(c, rule, w, rngs=rngs, **fields)
         self.qkv = linear(w, 3 * w, 1.0)
         self.proj = linear(w, w, 1.0)
         self.fc1 = linear(w, hidden, 1.0)
         self.fc2 = linear(hidden, w, c.gain)
         self.activation = ACTIVATIONS[c.activation]
-        self.dropout = nnx.data(nnx.Dropout(c.dropout, rngs=rngs) if c.dropout else None)
+        self.dropout = dropout(c.dropout, rngs=rngs)
         self.causal = causal
         self.rotary = c.positions == "rotary"
         self.logit_scale = rules.logit_scale(rule, self.head_dim, base_head_dim)
-        self.branch_multiplier = branch_multiplier(c, rule, w, fields)
-
-    def _drop(self, x: jax.Array) -> jax.Array:
-        return self.dropout(x) if self.dropout is not None else x
+        blocks, base_blocks = fields["num_blocks"], fields["base_depth"]
+        self.residual_multiplier = rules.residual_multiplier(
+            rule, blocks, base_blocks, w, c.base_of(w), optimizer=c.optimizer, gain=c.gain
+        )
 
     def attention(self, u: jax.Array) -> jax.Array:
         batch, length, width = u.shape
@@ -95,11 +101,9 @@ class TransformerBlock(nnx.Module):
         return self.proj(a.reshape(batch, length, width))
 
     def __call__(self, h: jax.Array) -> jax.Array:
-        u = self.norm1(h) if self.norm1 is not None else h
-        h = h + self.branch_multiplier * self._drop(self.attention(u))
-        u = self.norm2(h) if self.norm2 is not None else h
-        u = self._drop(self.activation(self.fc1(u)))
-        return h + self.branch_multiplier * self.fc2(u)
+        h = h + self.residual_multiplier * self.dropout(self.attention(self.norm1(h)))
+        u = self.dropout(self.activation(self.fc1(self.norm2(h))))
+        return h + self.residual_multiplier * self.fc2(u)
 
 
 class Trunk(nnx.Module):
@@ -107,12 +111,10 @@ class Trunk(nnx.Module):
 
     def __init__(self, c: ModelConfig, rule: Rule, causal: bool, *, rngs: nnx.Rngs):
         fields = branch_fields(c.depth, c.base_depth or c.depth)
-        self.blocks = stack(lambda r: TransformerBlock(c, rule, fields, causal, rngs=r),
-                            c.depth, rngs)  # fmt: skip
+        make = lambda r: TransformerBlock(c, rule, fields, causal, rngs=r)  # noqa: E731
+        self.blocks = stack(make, c.depth, rngs)
         self.scan = c.scan_blocks
-        meta = c.meta("norm", 1, c.width, scales_in=False, scales_out=True, gain=1.0)
-        self.norm = nnx.data(make_norm(c.normalization, meta, rule, rngs=rngs))
+        self.norm = norm(c, rule, c.width, rngs=rngs)
 
     def __call__(self, h: jax.Array) -> jax.Array:
-        h = run_stack(self.blocks, h, scan=self.scan)
-        return self.norm(h) if self.norm is not None else h
+        return self.norm(run_stack(self.blocks, h, scan=self.scan))

@@ -3,7 +3,7 @@
 image -> non-overlapping patches -> patch embedding (role input, fan_in = patch pixels) ->
 [class token] + learned positions (or rotary in every block) -> K pre-LN blocks, not
 causal (the same `TransformerBlock` as `lm`) -> norm -> class token or mean over patches
--> linear readout (role output).
+-> linear readout (role output). `depth` counts the transformer blocks.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from flax import nnx
 
 from rules import Linear, Rule
 from zoo.config import ModelConfig
-from zoo.transformer import Embedding, Trunk
+from zoo.optional import Identity
+from zoo.roles import input_meta, output_meta
+from zoo.transformer import Embedding, Positions, Trunk
 
 
 def patch_grid(input_shape: tuple[int, ...], patch_size: int) -> tuple[int, int, int]:
@@ -47,6 +49,14 @@ def to_patches(x: jax.Array, size: int, spatial_dims: int) -> jax.Array:
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, size * size * channels)
 
 
+class ClassToken(Embedding):
+    """One learned row, put before the patches: [batch, count, width] -> [.., count + 1, ..]."""
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        token = jnp.broadcast_to(self.rows(1), (h.shape[0], 1, h.shape[2]))
+        return jnp.concatenate([token, h], axis=1)
+
+
 class ViT(nnx.Module):
     """Vision transformer: x [batch, *input_shape] -> logits [batch, num_classes]."""
 
@@ -54,23 +64,18 @@ class ViT(nnx.Module):
         c = config
         self.patch, count, patch_values = patch_grid(c.input_shape, c.patch_size)
         self.spatial_dims = 2 if len(c.input_shape) == 3 else 1
-        meta = c.meta("input", patch_values, c.width, scales_in=False, scales_out=True, gain=1.0)
-        self.input = Linear(meta, rule, use_bias=c.use_bias, rngs=rngs)
+        self.input = Linear(input_meta(c, patch_values), rule, use_bias=c.use_bias, rngs=rngs)
         self.cls = c.pooling == "cls"
-        self.cls_token = nnx.data(Embedding(c, rule, 1, rngs=rngs) if self.cls else None)
-        self.positions = nnx.data(None)
-        if c.positions == "learned":
-            self.positions = Embedding(c, rule, count + self.cls, rngs=rngs)
+        self.cls_token = ClassToken(c, rule, 1, rngs=rngs) if self.cls else Identity()
+        learned = c.positions == "learned"  # else rotary, inside the blocks
+        self.positions = Positions(c, rule, count + self.cls, rngs=rngs) if learned else Identity()
         self.trunk = Trunk(c, rule, causal=False, rngs=rngs)
-        meta = c.meta("output", c.width, c.num_classes, scales_in=True, scales_out=False, gain=1.0)
-        self.output = Linear(meta, rule, use_bias=c.use_bias, rngs=rngs)
+        # The readout reads the stream (or its norm), a sum of pre-activations: gain 1.
+        self.output = Linear(
+            output_meta(c, c.width, gain=1.0), rule, use_bias=c.use_bias, rngs=rngs
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = self.input(to_patches(x, self.patch, self.spatial_dims))
-        if self.cls:
-            token = jnp.broadcast_to(self.cls_token.rows(1), (h.shape[0], 1, h.shape[2]))
-            h = jnp.concatenate([token, h], axis=1)
-        if self.positions is not None:
-            h = h + self.positions.rows(h.shape[1])
-        h = self.trunk(h)
+        h = self.trunk(self.positions(self.cls_token(h)))
         return self.output(h[:, 0] if self.cls else h.mean(axis=1))
