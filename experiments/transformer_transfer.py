@@ -3,10 +3,11 @@
     python experiments/transformer_transfer.py --family=lm --rules=mup,sp \
         --widths=64,128,256,512 --depth=2 --out=runs/transfer/lm_width
 
-For every rule and size: one vmapped Adam sweep over --lrs (scaling.transfer.measure, the
-probe behind `python -m scaling transfer`); eta_opt here is the optimum of the seed-mean
-curve of the training loss over the last 10% of steps (`scaling.optimum`), and the plot
-shows that loss (files older than it: the final loss on a fixed training subset). Writes
+For every rule and size: one vmapped Adam (--optimizer=muon: Muon) sweep over --lrs
+(scaling.transfer.measure, the probe behind `python -m scaling transfer`); eta_opt here is
+the optimum of the seed-mean curve of the training loss over the last 10% of steps
+(`scaling.optimum`), and the plot shows that loss (files older than it: the final loss on
+a fixed training subset). Writes
 OUT/<rule>.json after each size (partial results survive an interrupted run) and
 OUT/transfer.png (loss against LR, one panel per rule, one line per size). Transformers
 need options the probe CLI does not take (pre-LN norm, text windows), hence this script.
@@ -33,11 +34,11 @@ from typing import NoReturn
 
 # settings that define the protocol: a size added with --add must share them
 PROTOCOL = ("family", "steps", "batch_size", "seq_len", "seeds", "heads", "head_dim",
-            "base_width", "base_depth")  # fmt: skip
+            "base_width", "base_depth", "optimizer")  # fmt: skip
 
 
 # protocol settings newer than some result files: a file without one used this value
-ADDED_LATER = {"head_dim": 0}
+ADDED_LATER = {"head_dim": 0, "optimizer": "adam"}
 
 
 def fail(message: str) -> NoReturn:
@@ -101,6 +102,8 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=4, help="fixed heads: head_dim grows with width")
     p.add_argument("--head_dim", type=int, default=0,
                    help="> 0: fixed head size instead (heads grow; logits 1/sqrt(d))")  # fmt: skip
+    p.add_argument("--optimizer", choices=["adam", "muon"], default="adam",
+                   help="muon: Muon for the hidden matrices, Adam for the rest")  # fmt: skip
     p.add_argument("--out", default="runs/transfer")
     p.add_argument("--add", action="store_true", help="append missing sizes to OUT/<rule>.json")
     p.add_argument("--test_windows", type=int, default=0,
@@ -162,7 +165,7 @@ def main() -> None:
             rule=rule,
             base_width=args.base_width,
             base_depth=args.base_depth or None,
-            optimizer="adam",
+            optimizer=args.optimizer,
             use_bias=True,
             input_shape=dataset.input_shape,
             num_classes=dataset.num_classes,
@@ -174,7 +177,7 @@ def main() -> None:
             if any(e[axis] == size for e in results):
                 continue
             start = time.perf_counter()
-            grid = GridSpec(spec, dataset, args.seeds, args.steps, args.batch_size, "adam")
+            grid = GridSpec(spec, dataset, args.seeds, args.steps, args.batch_size, args.optimizer)
             result = transfer.measure(
                 grid, [size], axis, fixed, lrs,
                 echo=lambda line, rule=rule: print(f"{rule}: {line}", flush=True),

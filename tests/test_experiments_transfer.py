@@ -41,6 +41,11 @@ def test_protocol_mismatch_names_the_setting(script):
     # files written before --head_dim existed used heads fixed (head_dim 0)
     assert script.protocol_mismatch(SETTINGS, SETTINGS | {"head_dim": 0}, "width") is None
     assert "--head_dim" in script.protocol_mismatch(SETTINGS, SETTINGS | {"head_dim": 16}, "width")
+    # files written before --optimizer existed were Adam sweeps: Muon sizes do not join them
+    assert script.protocol_mismatch(SETTINGS, SETTINGS | {"optimizer": "adam"}, "width") is None
+    assert "--optimizer" in script.protocol_mismatch(
+        SETTINGS, SETTINGS | {"optimizer": "muon"}, "width"
+    )
 
 
 def test_summary_sorts_sizes_and_keeps_each_sizes_grid(script):
