@@ -20,8 +20,13 @@ if [ "$1" = steps ]; then
   $PY -m scaling transfer_error $COMMON $LRS --axis=steps --lengths=100,200,400,800 --batch_size=4 \
     --correction=horizon:0.3 --out=runs/axes/lm_steps
 else
-  # 1600 windows (102k tokens) seen at every batch size: 400 steps at batch 4 .. 50 at 32
+  # 1600 windows (102k tokens) seen at every batch size: 400 steps at batch 4 .. 50 at 32.
+  # The LR grid is shifted up one octave (the length axis put batch 4 / 400 steps at 2.6e-2).
+  # Corrections: Adam's sqrt(B), and with it the horizon factor with the exponent the length
+  # axis measured (HBETA, e.g. -0.6: the optimum rose with length there), since at fixed
+  # examples a larger batch also means fewer steps.
+  LRS="--lrs=0.007812,0.01105,0.01562,0.0221,0.03125,0.04419,0.0625"
   $PY -m scaling transfer_error $COMMON $LRS --axis=batch_size --batch_sizes=4,8,16,32 --steps=400 \
-    --correction=batch:sqrt --out=runs/axes/lm_batch
+    --correction=batch:sqrt,horizon:${HBETA:-0.3} --out=runs/axes/lm_batch
 fi
 echo "== lm_$1 done $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
