@@ -11,9 +11,6 @@ base_batch_size (the proxy's own, else its steps and batch size), so that the ru
 corrections (scaling_training/run_axes.py) derive the target's values. Every other setting
 of the recipe the user did not give comes from the proxy too.
 
-Unless --batch_lr_scaling is given, an adam / adamw target scales the lr by
-sqrt(batch / proxy's batch) (DEFAULT_BATCH_LR_SCALING; the derivation says so).
-
 Refused (ConfigError, status 2, nothing written): a proxy that is missing, not a sweep,
 unfinished or all diverged; a target of another model, dataset, optimizer family, rule or
 weight-decay mode; --lr, --weight_decay, --lrs or a base shape given beside it.
@@ -45,12 +42,6 @@ SAME = ("model", "dataset", "rule", "weight_decay_mode")
 # Settings the transfer sets itself.
 SET_BY_TRANSFER = ("lr", "weight_decay", "lrs", "base_steps", "base_batch_size")
 NEEDED_IN_JSON = ("lr", "model", "optimizer", "dataset", "steps", "batch_size")
-# Corrections a transfer applies unless their flag is given: those the measurements support
-# (README, "Other axes"). Adam's sqrt(B) batch rule: the MLP's optimum goes as B^+0.50 /
-# B^+0.51 (constant / cosine), and the rule takes the 8x error from ~1.5 to <= 0.05 log2.
-# The horizon factor is not among them: its exponent depends on the schedule (MLP: S^-0.41
-# with a constant LR, S^-0.07 with cosine), so it stays opt-in (--horizon_beta).
-DEFAULT_BATCH_LR_SCALING = {"adam": "sqrt", "adamw": "sqrt"}  # measured for these only
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _NUMBERS = {"lr", "weight_decay", "dropout", "momentum", "clip_norm", "beta2", "horizon_beta"}
 
@@ -174,9 +165,6 @@ def resolve(config: TrainConfig, given: set[str]) -> TrainConfig:
                 f"the proxy's lr is the one at its {flag} {theirs[flag]}; keep it (drop --{flag})",
             )
         changes[flag] = theirs[flag]
-    optimizer = config.optimizer if "optimizer" in given else theirs["optimizer"]
-    if "batch_lr_scaling" not in given and optimizer in DEFAULT_BATCH_LR_SCALING:
-        changes["batch_lr_scaling"] = DEFAULT_BATCH_LR_SCALING[optimizer]
     changes |= {
         "lr": proxy.lr,
         "weight_decay": theirs.get("weight_decay"),
@@ -220,12 +208,4 @@ def describe(config: TrainConfig) -> list[str]:
                 f"{text}: rule {config.rule}'s per-layer multipliers from --{base}="
                 f"{getattr(config, base)}; the global lr carries over (x 1)"
             )
-    if config.batch_size != config.base_batch_size and config.batch_lr_scaling == (
-        DEFAULT_BATCH_LR_SCALING.get(config.optimizer)
-    ):
-        lines.insert(
-            -2,
-            f"    ({config.batch_lr_scaling}: --transfer_from's default for {config.optimizer}, "
-            "measured; --batch_lr_scaling=none turns it off)",
-        )
     return head + lines

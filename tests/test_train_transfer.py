@@ -17,7 +17,7 @@ import sys
 import pytest
 from absl import flags
 
-from scaling_training import run_axes, transfer
+from scaling_training import run_axes
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
 from scaling_training.loop import train
@@ -187,57 +187,6 @@ def test_a_json_of_tuned_values_is_a_proxy(tmp_path):
     record = _json(os.path.join(target, "config.json"))
     assert (record["lr"], record["weight_decay"], record["base_steps"]) == (0.004, 0.1, 4)
     assert f"=> lr 0.004 -> {0.004 * 2**-0.5:.4g}" in out
-
-
-def _tuned(tmp_path, optimizer):
-    tuned = tmp_path / f"tuned_{optimizer}.json"
-    values = {"lr": 0.004, "weight_decay": 0.1, "model": "mlp", "optimizer": optimizer}
-    values |= {"dataset": "mnist1d", "steps": 8, "batch_size": 16, "width": 16, "base_width": 16}
-    tuned.write_text(json.dumps(values))
-    return str(tuned)
-
-
-def _target(source, given=(), **flags):
-    config = TrainConfig(transfer_from=source, depth=2, **flags)
-    return validate(transfer.resolve(config, {"transfer_from", "depth", *flags, *given}))
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
-def test_an_adam_target_at_another_batch_size_takes_the_sqrt_rule_unless_told(tmp_path, optimizer):
-    source = _tuned(tmp_path, optimizer)
-    config = _target(source, batch_size=64)
-    assert config.batch_lr_scaling == "sqrt"
-    assert run_axes.run_scales(config).lr == pytest.approx(2.0)  # (64 / 16)^(1/2)
-    lines = transfer.describe(config)
-    assert "  batch 16 -> 64 (x4): batch_lr(0.5): lr x 2" in lines
-    note = f"    (sqrt: --transfer_from's default for {optimizer}, measured; "
-    assert any(line.startswith(note) for line in lines), lines
-    assert "  => lr 0.004 -> 0.008, weight decay 0.1 -> 0.1" in lines
-    for told in ("none", "linear"):  # a given flag wins over the default
-        config = _target(source, batch_size=64, batch_lr_scaling=told)
-        assert run_axes.run_scales(config).lr == pytest.approx({"none": 1.0, "linear": 4.0}[told])
-        assert not any(line.startswith("    (") for line in transfer.describe(config))
-    same = _target(source)  # same batch: the default changes nothing
-    assert run_axes.run_scales(same).lr == 1.0
-    assert "  batch 16 -> 16: same" in transfer.describe(same)
-
-
-def test_other_optimizers_get_no_default_batch_rule(tmp_path):
-    """Only Adam's sqrt(B) was measured; SGD's linear rule stays the user's choice."""
-    config = _target(_tuned(tmp_path, "sgd"), batch_size=64)
-    assert config.batch_lr_scaling == "none" and run_axes.run_scales(config).lr == 1.0
-    assert "  batch 16 -> 64 (x4): no correction (lr x 1)" in transfer.describe(config)
-
-
-def test_the_default_batch_rule_reaches_the_run(tmp_path):
-    target = str(tmp_path / "t")
-    status, out, err = run_cli(
-        *QUIET, f"--transfer_from={_tuned(tmp_path, 'adamw')}", "--depth=2", "--steps=8",
-        "--batch_size=32", f"--workdir={target}",
-    )  # fmt: skip
-    assert status == 0, err
-    assert f"  batch 16 -> 32 (x2): batch_lr(0.5): lr x {2**0.5:.4g}" in out
-    assert _json(os.path.join(target, "config.json"))["batch_lr_scaling"] == "sqrt"
 
 
 def _unfinished(proxy, tmp_path):
