@@ -15,7 +15,7 @@ echo "== wd_$1 $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$1" = both ]; then
   $PY -m scaling transfer_error --model=mlp --rule=mup --optimizer=adam --widths=64 --depths=3 \
     --seeds=3 --batch_size=128 --tune=both --objective=test --schedule=cosine --warmup=0.05 \
-    --lrs=0.002,0.004,0.008,0.016,0.032 --weight_decays=0.125,0.25,0.5,1,2 \
+    --lrs=0.004,0.008,0.016,0.032,0.064,0.128 --weight_decays=0.03125,0.0625,0.125,0.25,0.5,1 \
     --axis=steps --lengths=250,1000 --out=runs/axes/wd_both
 else
   $PY experiments/axes_wd_independent.py inverse_width transfer_error --model=mlp --rule=mup \
