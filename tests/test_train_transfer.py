@@ -17,7 +17,7 @@ import sys
 import pytest
 from absl import flags
 
-from scaling_training import run_axes
+from scaling_training import run_axes, transfer
 from scaling_training.config import TrainConfig
 from scaling_training.errors import ConfigError
 from scaling_training.loop import train
@@ -187,6 +187,23 @@ def test_a_json_of_tuned_values_is_a_proxy(tmp_path):
     record = _json(os.path.join(target, "config.json"))
     assert (record["lr"], record["weight_decay"], record["base_steps"]) == (0.004, 0.1, 4)
     assert f"=> lr 0.004 -> {0.004 * 2**-0.5:.4g}" in out
+
+
+def test_no_correction_is_applied_unless_chosen(tmp_path):
+    """Every correction stays opt-in under --transfer_from: the measured exponents differ
+    between the MLP and the lm (README, "Other axes"), so none is a safe default."""
+    tuned = tmp_path / "tuned.json"
+    values = {"lr": 0.004, "weight_decay": 0.1, "model": "mlp", "optimizer": "adamw"}
+    values |= {"dataset": "mnist1d", "steps": 8, "batch_size": 16, "width": 16, "base_width": 16}
+    tuned.write_text(json.dumps(values))
+    given = {"transfer_from", "depth", "steps", "batch_size"}
+    config = TrainConfig(transfer_from=str(tuned), depth=2, steps=64, batch_size=128)
+    config = validate(transfer.resolve(config, given))
+    assert run_axes.run_scales(config) == run_axes.axes.RunScales()
+    lines = transfer.describe(config)
+    assert "  steps 8 -> 64 (x8): no correction (lr x 1)" in lines
+    assert "  batch 16 -> 128 (x8): no correction (lr x 1)" in lines
+    assert "  => lr 0.004 -> 0.004, weight decay 0.1 -> 0.1" in lines
 
 
 def _unfinished(proxy, tmp_path):
