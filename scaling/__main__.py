@@ -57,8 +57,9 @@ flags.DEFINE_enum(
     "normalization",
     "",
     ["", *zoo.NORMALIZATIONS],
-    "zoo models: normalization layers ('' = none, the probes' default; batch = BatchNorm, "
-    "trained in training mode, its statistics kept per member)",
+    "zoo models: normalization layers ('' = the probes' default: layer for lm and vit, which "
+    "are pre-LN as train.py builds them, none for the others; batch = BatchNorm, trained in "
+    "training mode, its statistics kept per member)",
 )
 flags.DEFINE_string("optimizer", "sgd", f"optimizer: {', '.join(rules.OPTIMIZERS)}")
 flags.DEFINE_float("lr", 0.01, "learning rate (coord)")
@@ -154,8 +155,15 @@ def zoo_spec(f, dataset, outputs: int):
         use_bias=f.bias,
         input_shape=dataset.input_shape,
         num_classes=outputs,
-        **({"normalization": f.normalization} if f.normalization else {}),
+        **({"normalization": n} if (n := probe_normalization(f)) else {}),
     )
+
+
+def probe_normalization(f) -> str | None:
+    """--normalization, or the probes' default for --model (`setup.probe_normalization`)."""
+    from scaling.setup import probe_normalization
+
+    return probe_normalization(f.model, f.normalization)
 
 
 USER_MODEL_PROBES = ("coord", "update")
@@ -372,7 +380,7 @@ def write(probe: str, f, request: Request, report: Report) -> None:
         "base_depth": f.base_depth or None,
         "protocol": f.protocol or None,
         "activation": f.activation,
-        "normalization": f.normalization or None,
+        "normalization": probe_normalization(f),
         "optimizer": f.optimizer,
         "dataset": request.dataset,
     } | report.record

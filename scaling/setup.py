@@ -58,6 +58,20 @@ class ProbeModel:
         return models.build(self.at(width, depth), self.rule, seed)
 
 
+# Pre-LN transformers: without norms their initial attention and output logits are O(1) at
+# probe widths, and an SGD coordinate check drifts for that finite-width reason (WORKSPACE,
+# "The ViT under SGD"), so the probes check them as train.py builds them.
+PRE_LN_MODELS = ("lm", "vit")
+
+
+def probe_normalization(model: str, given: str = "") -> str | None:
+    """The probes' normalization: `given` (--normalization) if any, else "layer" for the
+    pre-LN transformers and None (no norm layers) for the other families."""
+    if given:
+        return given
+    return "layer" if model in PRE_LN_MODELS else None
+
+
 def normalized_inputs(shape: tuple[int, ...], batch: int, seed: int) -> jax.Array:
     """Gaussian inputs scaled so each example has mean squared coordinate exactly 1."""
     x = jax.random.normal(jax.random.key(seed), (batch, *shape))

@@ -125,3 +125,14 @@ def test_each_model_setting_is_defined_once():
                     for match in pattern.finditer(f.read()):
                         found.setdefault(match.group(1), []).append(f"{folder}/{name}")
     assert found == {name: ["zoo/config.py"] for name in names}, found
+
+
+def test_probes_check_transformers_pre_ln_unless_told():
+    from scaling.setup import probe_normalization
+
+    assert probe_normalization("vit") == probe_normalization("lm") == "layer"
+    assert probe_normalization("mlp") is None and probe_normalization("resnet") is None
+    assert probe_normalization("vit", "none") == "none"
+    assert probe_normalization("mlp", "rms") == "rms"
+    vit = ProbeModel.of(name="vit", normalization=probe_normalization("vit"))
+    assert vit.config.normalization == "layer"
