@@ -197,8 +197,10 @@ def test_no_correction_is_applied_unless_chosen(tmp_path):
     values |= {"dataset": "mnist1d", "steps": 8, "batch_size": 16, "width": 16, "base_width": 16}
     tuned.write_text(json.dumps(values))
     given = {"transfer_from", "depth", "steps", "batch_size"}
-    config = TrainConfig(transfer_from=str(tuned), depth=2, steps=64, batch_size=128)
-    config = validate(transfer.resolve(config, given))
+    from scaling_training.config import FLAG_DEFAULTS
+
+    values = FLAG_DEFAULTS | dict(transfer_from=str(tuned), depth=2, steps=64, batch_size=128)
+    config = validate(TrainConfig.from_flags(**transfer.resolve(values, given)))
     assert run_axes.run_scales(config) == run_axes.axes.RunScales()
     lines = transfer.describe(config)
     assert "  steps 8 -> 64 (x8): no correction (lr x 1)" in lines
