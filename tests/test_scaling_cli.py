@@ -64,14 +64,14 @@ RUNS |= {
         "--widths=32",
         "--depths=2,4",
         "--seeds=1",
-    ],  # fmt: skip
+    ],
     "update_mean_field": [
         "update",
         "--widths=64",
         "--depths=2,4",
         "--seeds=2",
         "--rule=mean_field",
-    ],  # fmt: skip
+    ],
     "maxlr_below_range": MAXLR_BELOW_RANGE,
 }
 
