@@ -29,8 +29,8 @@ LIMITED = (
 
 def run_cases(cli: str, cases: dict, folder: pathlib.Path) -> dict:
     """`cases`: id -> (args, watched path); `cli`: "train" or "scaling". Returns id ->
-    {"status", "stderr", "same"}, `same` True when the watched path is byte-identical (or
-    still absent) after the case."""
+    {"status", "stderr", "stdout", "same"}, `same` True when the watched path is
+    byte-identical (or still absent) after the case."""
     table = [
         {"id": key, "args": list(args), "tree": str(path)} for key, (args, path) in cases.items()
     ]

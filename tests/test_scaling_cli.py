@@ -1,74 +1,99 @@
-"""`python -m scaling PROBE`: files written, tables printed, one-line errors."""
+"""`python -m scaling PROBE`: files written, tables printed, one-line errors (the CLI's `main`
+in one interpreter for all its command lines: tests/cli_cases.py)."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
-from cli_cases import one_line, run_table
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "scaling", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
+from cli_cases import one_line, run_cases, run_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(
-    "probe, args, keys",
-    [
-        ("coord", ["--widths=32,64", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
-        ("update", ["--widths=64", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
-        ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
-        (
-            "poly",
-            ["--widths=32,64", "--depths=2", "--seeds=2", "--activation=linear"],
-            ["eta_opt", "exponent", "found_in_range"],
-        ),
-        (
-            "transfer",
-            [
-                "--widths=32,64",
-                "--depths=2",
-                "--seeds=2",
-                "--steps=20",
-                "--lrs=0.01,0.03,0.1,0.3",
-                "--optimizer=adam",
-                "--normalization=batch",  # BatchNorm statistics kept per member
-            ],
-            ["eta_opt", "exponent"],
-        ),
-        (
-            "maxlr",
-            [
-                "--widths=16,32",
-                "--depths=1",
-                "--seeds=2",
-                "--steps=30",
-                "--dataset=two_gaussians",
-                "--lrs=0.01,0.1,1,10",
-                "--rounds=1",
-                "--threshold=0.85",
-            ],
-            ["results", "fit_depth_x_width"],
-        ),
+PROBES = [
+    ("coord", ["--widths=32,64", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
+    ("update", ["--widths=64", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
+    ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
+    (
+        "poly",
+        ["--widths=32,64", "--depths=2", "--seeds=2", "--activation=linear"],
+        ["eta_opt", "exponent", "found_in_range"],
+    ),
+    (
+        "transfer",
+        [
+            "--widths=32,64",
+            "--depths=2",
+            "--seeds=2",
+            "--steps=20",
+            "--lrs=0.01,0.03,0.1,0.3",
+            "--optimizer=adam",
+            "--normalization=batch",  # BatchNorm statistics kept per member
+        ],
+        ["eta_opt", "exponent"],
+    ),
+    (
+        "maxlr",
+        [
+            "--widths=16,32",
+            "--depths=1",
+            "--seeds=2",
+            "--steps=30",
+            "--dataset=two_gaussians",
+            "--lrs=0.01,0.1,1,10",
+            "--rounds=1",
+            "--threshold=0.85",
+        ],
+        ["results", "fit_depth_x_width"],
+    ),
+]
+MAXLR_BELOW_RANGE = ["maxlr", "--widths=16,32", "--depths=1", "--seeds=1", "--steps=5"]
+MAXLR_BELOW_RANGE += ["--dataset=two_gaussians", "--lrs=1e-6,2e-6", "--rounds=1"]
+MAXLR_BELOW_RANGE += ["--threshold=0.99", "--base_width=16"]
+# The probe runs of this file, each with its own --out folder, in one interpreter
+# (tests/cli_cases.py: JAX and the CLI load once, not once a run). A real `python -m scaling`
+# process is run by test_bad_inputs.py (test_real_processes_agree), test_hostile_inputs.py
+# and test_scaling_user_models.py.
+RUNS = {f"probe_{probe}": [probe, *args, "--base_width=16"] for probe, args, _ in PROBES}
+RUNS |= {
+    "jelassi": ["update", "--protocol=jelassi", "--widths=32", "--depths=2,4", "--seeds=3"],
+    "jelassi_rule_given": [
+        "update",
+        "--protocol=jelassi",
+        "--rule=mup",
+        "--widths=32",
+        "--depths=2,4",
+        "--seeds=1",
     ],
-)
-def test_probe_writes_json_and_png(probe, args, keys, tmp_path):
-    proc = run(probe, *args, "--base_width=16", f"--out={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    assert f"{probe}: mlp / mup\n" in proc.stdout
+    "update_mean_field": [
+        "update",
+        "--widths=64",
+        "--depths=2,4",
+        "--seeds=2",
+        "--rule=mean_field",
+    ],
+    "maxlr_below_range": MAXLR_BELOW_RANGE,
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """RUNS' id -> {"status", "stderr", "stdout", "out" (its --out folder)}."""
+    folder = tmp_path_factory.mktemp("probe_runs")
+    cases = {}
+    for key, args in RUNS.items():
+        (folder / key).mkdir()
+        cases[key] = ([*args, f"--out={folder / key}"], folder / "unwatched")
+    return {
+        key: r | {"out": folder / key} for key, r in run_cases("scaling", cases, folder).items()
+    }
+
+
+@pytest.mark.parametrize("probe, args, keys", PROBES)
+def test_probe_writes_json_and_png(runs, probe, args, keys):
+    proc, tmp_path = runs[f"probe_{probe}"], runs[f"probe_{probe}"]["out"]
+    assert proc["status"] == 0, proc["stderr"]
+    assert f"{probe}: mlp / mup\n" in proc["stdout"]
     record = json.loads((tmp_path / f"{probe}.json").read_text())
     assert record["probe"] == probe and record["rule"] == "mup"
     for key in keys:
@@ -104,11 +129,10 @@ def _assert_seed_scatter(record, optima, scatter):
             assert scatter(entry) == pytest.approx(np.std(np.log2(found), ddof=1), abs=1e-9)
 
 
-def test_jelassi_protocol_sets_its_knobs_and_averages_in_log(tmp_path):
-    proc = run("update", "--protocol=jelassi", "--widths=32", "--depths=2,4", "--seeds=3",
-               f"--out={tmp_path}")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads((tmp_path / "update.json").read_text())
+def test_jelassi_protocol_sets_its_knobs_and_averages_in_log(runs):
+    proc = runs["jelassi"]
+    assert proc["status"] == 0, proc["stderr"]
+    record = json.loads((proc["out"] / "update.json").read_text())
     assert (record["rule"], record["base_width"], record["outputs"]) == ("mean_field", None, 1)
     assert record["seed_average"] == "geometric" and record["protocol"] == "jelassi"
     for entry, eta in zip(record["results"], record["eta_star"]["max"]):
@@ -116,23 +140,15 @@ def test_jelassi_protocol_sets_its_knobs_and_averages_in_log(tmp_path):
         logs = [math.log(v) for v in entry["eta_star"]["max"]]
         assert eta == pytest.approx(math.exp(sum(logs) / len(logs)))
     # a flag given on the command line wins over the protocol's
-    proc = run("update", "--protocol=jelassi", "--rule=mup", "--widths=32", "--depths=2,4",
-               "--seeds=1", f"--out={tmp_path}")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "update.json").read_text())["rule"] == "mup"
+    proc = runs["jelassi_rule_given"]
+    assert proc["status"] == 0, proc["stderr"]
+    assert json.loads((proc["out"] / "update.json").read_text())["rule"] == "mup"
 
 
-def test_update_json_numbers_are_consistent(tmp_path):
-    proc = run(
-        "update",
-        "--widths=64",
-        "--depths=2,4",
-        "--seeds=2",
-        "--rule=mean_field",
-        f"--out={tmp_path}",
-    )
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads((tmp_path / "update.json").read_text())
+def test_update_json_numbers_are_consistent(runs):
+    proc = runs["update_mean_field"]
+    assert proc["status"] == 0, proc["stderr"]
+    record = json.loads((proc["out"] / "update.json").read_text())
     assert record["depths"] == [2, 4] and record["axis"] == "depth"
     low, high = record["ci"]["max"]
     assert low <= record["exponent"]["max"] <= high
@@ -141,25 +157,13 @@ def test_update_json_numbers_are_consistent(tmp_path):
         assert min(entry["eta_star"]["max"]) > 0
 
 
-def test_maxlr_reports_not_found_instead_of_an_edge_value(tmp_path):
-    proc = run(
-        "maxlr",
-        "--widths=16,32",
-        "--depths=1",
-        "--seeds=1",
-        "--steps=5",
-        "--dataset=two_gaussians",
-        "--lrs=1e-6,2e-6",
-        "--rounds=1",
-        "--threshold=0.99",
-        "--base_width=16",
-        f"--out={tmp_path}",
-    )
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads((tmp_path / "maxlr.json").read_text())
+def test_maxlr_reports_not_found_instead_of_an_edge_value(runs):
+    proc = runs["maxlr_below_range"]
+    assert proc["status"] == 0, proc["stderr"]
+    record = json.loads((proc["out"] / "maxlr.json").read_text())
     assert all(e["status"] == "below range" and e["eta_star"] is None for e in record["results"])
     assert record["fit_depth_x_width"] is None
-    assert "too few sizes" in proc.stdout
+    assert "too few sizes" in proc["stdout"]
 
 
 BAD_REQUESTS = [

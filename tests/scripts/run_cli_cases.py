@@ -1,6 +1,6 @@
 """`python tests/scripts/run_cli_cases.py {train,scaling} CASES.json RESULTS.json`: run many
 command lines of one CLI in this one process (JAX is imported once), as the CLI's own
-`main` would run them, and record for each its exit status, its stderr, and a hash of its
+`main` would run them, and record for each its exit status, its stderr and stdout, and a hash of its
 folder before and after.
 
 A case is {"id", "args", "tree"(folder hashed), "hold_lock"(optional: a workdir whose lock
@@ -72,10 +72,10 @@ def held_lock(workdir: str | None):
         os.close(fd)
 
 
-def run_case(cli, parse, argv: list[str]) -> tuple[object, str]:
-    err = io.StringIO()
+def run_case(cli, parse, argv: list[str]) -> tuple[object, str, str]:
+    err, out = io.StringIO(), io.StringIO()
     status: object = 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             flags.FLAGS.unparse_flags()
             cli.main(parse(argv))
@@ -84,7 +84,7 @@ def run_case(cli, parse, argv: list[str]) -> tuple[object, str]:
         except BaseException:
             status = "exception"
             err.write(traceback.format_exc())
-    return status, err.getvalue()
+    return status, err.getvalue(), out.getvalue()
 
 
 def main() -> None:
@@ -103,9 +103,14 @@ def main() -> None:
     for case in cases:
         with held_lock(case.get("hold_lock")):
             before = tree_hash(case["tree"])
-            status, stderr = run_case(cli, parse, [program, *case["args"]])
+            status, stderr, stdout = run_case(cli, parse, [program, *case["args"]])
             after = tree_hash(case["tree"])
-        results[case["id"]] = {"status": status, "stderr": stderr, "same": before == after}
+        results[case["id"]] = {
+            "status": status,
+            "stderr": stderr,
+            "stdout": stdout,
+            "same": before == after,
+        }
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
 
