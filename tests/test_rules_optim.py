@@ -188,13 +188,7 @@ def test_injected_optimizer_is_the_optax_composition(options):
     theirs = optax.inject_hyperparams(by_hand)(learning_rate=lr)
     s1, s2 = ours.init(params), theirs.init(params)
     assert float(s1.hyperparams["learning_rate"]) == np.float32(lr)
-    p1 = p2 = params
-    for _ in range(3):
-        u1, s1 = jax.jit(ours.update)(grads, s1, p1)
-        u2, s2 = jax.jit(theirs.update)(grads, s2, p2)
-        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
-    for key in params:
-        assert np.asarray(p1[key]).tobytes() == np.asarray(p2[key]).tobytes()
+    p1 = _same_bits_after_three_steps(ours, theirs, s1, s2, params, grads)
     assert not np.array_equal(p1["w"], params["w"])  # the steps moved the parameters
 
 
@@ -214,13 +208,7 @@ def test_inject_true_holds_every_number_of_the_optimizer(name):
     ours = rules.optimizer(name, 0.1, scales, weight_decay=0.01, b2=0.99, eps=1e-6, inject=True)
     s1, s2 = ours.init(params), theirs.init(params)
     assert sorted(s1.hyperparams) == sorted(numbers) == sorted(INJECTABLE)
-    p1 = p2 = params
-    for _ in range(3):
-        u1, s1 = jax.jit(ours.update)(grads, s1, p1)
-        u2, s2 = jax.jit(theirs.update)(grads, s2, p2)
-        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
-    for key in params:
-        assert np.asarray(p1[key]).tobytes() == np.asarray(p2[key]).tobytes()
+    _same_bits_after_three_steps(ours, theirs, s1, s2, params, grads)
 
 
 def test_injected_lion_steps_under_jit_with_its_own_beta2():
@@ -268,3 +256,15 @@ def test_describe_shows_branch_multipliers_and_nondefault_epsilon():
     assert "eps_multiplier" in header and "wd_multiplier" not in header
     branch = [line for line in text.splitlines() if "<branch output>" in line]
     assert len(branch) == 1 and branch[0].split()[6] == "0.25"  # (8 / 2)^-1: the multiplier
+
+
+def _same_bits_after_three_steps(ours, theirs, s1, s2, params, grads):
+    """Three jitted steps of both optimizers from the same start: bit-identical parameters."""
+    p1 = p2 = params
+    for _ in range(3):
+        u1, s1 = jax.jit(ours.update)(grads, s1, p1)
+        u2, s2 = jax.jit(theirs.update)(grads, s2, p2)
+        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+    for key in params:
+        assert np.asarray(p1[key]).tobytes() == np.asarray(p2[key]).tobytes()
+    return p1
