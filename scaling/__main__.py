@@ -26,7 +26,7 @@ from scaling.checks import (
     write_results,
 )
 from scaling.probes import PROBES, Report, Request
-from scaling.setup import PROBE_DEFAULTS
+from scaling.setup import PROBE_DEFAULTS, probe_normalization
 from scaling_training import errors
 from scaling_training.errors import EXIT_WRITE_FAILED, ConfigError, fail, rule_error
 
@@ -155,15 +155,8 @@ def zoo_spec(f, dataset, outputs: int):
         use_bias=f.bias,
         input_shape=dataset.input_shape,
         num_classes=outputs,
-        **({"normalization": n} if (n := probe_normalization(f)) else {}),
+        **({"normalization": n} if (n := probe_normalization(f.model, f.normalization)) else {}),
     )
-
-
-def probe_normalization(f) -> str | None:
-    """--normalization, or the probes' default for --model (`setup.probe_normalization`)."""
-    from scaling.setup import probe_normalization
-
-    return probe_normalization(f.model, f.normalization)
 
 
 USER_MODEL_PROBES = ("coord", "update")
@@ -380,7 +373,7 @@ def write(probe: str, f, request: Request, report: Report) -> None:
         "base_depth": f.base_depth or None,
         "protocol": f.protocol or None,
         "activation": f.activation,
-        "normalization": probe_normalization(f),
+        "normalization": probe_normalization(f.model, f.normalization),
         "optimizer": f.optimizer,
         "dataset": request.dataset,
     } | report.record
