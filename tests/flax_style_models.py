@@ -181,7 +181,7 @@ def linen_init(model: nn.Module, example, key=None):
     """The params collection of `model` (abstract when `key` is None)."""
     if key is None:
         return jax.eval_shape(lambda: model.init(jax.random.key(0), example))["params"]
-    return model.init(key, example)["params"]
+    return jax.jit(model.init)(key, example)["params"]  # the eager init compiles op by op
 
 
 # GPT-2 as small NNX codebases write it (N(0, 0.02) everywhere, the residual projections

@@ -93,8 +93,8 @@ def test_linen_roles_fans_and_reinit():
     def loss(p):
         return jnp.mean(model.apply({"params": p}, IMAGE) ** 2)
 
-    grads = jax.grad(loss)(new)
-    updates, _ = tx.update(grads, tx.init(new), new)
+    grads = jax.jit(jax.grad(loss))(new)  # compiled: eagerly each op compiles alone
+    updates, _ = jax.jit(tx.update)(grads, tx.init(new), new)
     assert np.all(np.isfinite(jax.tree.leaves(optax.apply_updates(new, updates))[0]))
 
 
@@ -313,8 +313,8 @@ def test_nnx_sharding_names_survive_and_nnx_optimizer_takes_the_rule():
         optimizer = nnx.Optimizer(model, rules.optimizer("adamw", 0.1, model), wrt=nnx.Param)
         x = jnp.ones((4, 3))
         before = model.out.kernel[...]
-        grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
-        optimizer.update(model, grads)
+        grads = nnx.jit(nnx.grad(lambda m: jnp.mean(m(x) ** 2)))(model)
+        nnx.jit(lambda o, m, g: o.update(m, g))(optimizer, model, grads)  # as train steps run
         step = model.out.kernel[...] - before
         # adam's first step is -lr x lr_multiplier x sign(g): readout multiplier 8/32
         moved = np.asarray(grads["out"]["kernel"][...]) != 0  # dead relus: no gradient

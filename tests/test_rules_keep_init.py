@@ -171,7 +171,8 @@ def test_a_linen_vit_at_4x_keeps_its_zeros_and_boxes():
 
 
 def test_zero_readout_and_zero_query_are_one_word_each():
-    model = GPT(128, rngs=nnx.Rngs(2))
+    # width 256, as the tests above: every GPT width is its own set of compiles
+    model = GPT(256, rngs=nnx.Rngs(2))
     base = GPT(64, rngs=nnx.Rngs(1))
     rules.parametrize(model, base, rules.mup, zero=("readout", "query"), **COMMON)
     got = nnx_values(model)
@@ -190,12 +191,12 @@ def test_zero_readout_and_zero_query_are_one_word_each():
     query = new["encoderblock_1"]["MultiHeadDotProductAttention_0"]["query"]["kernel"]
     np.testing.assert_array_equal(query, 0.0)
 
-    tied = GPT(128, tied=True, rngs=nnx.Rngs(2))
+    tied = GPT(256, tied=True, rngs=nnx.Rngs(2))
     with pytest.raises(rules.RuleError, match="tied readout"):
         rules.parametrize(tied, GPT(64, tied=True, rngs=nnx.Rngs(1)), rules.mup, zero="readout",
                           **COMMON)  # fmt: skip
     with pytest.raises(rules.RuleError, match="matches no parameter"):
-        rules.parametrize(GPT(128, rngs=nnx.Rngs(2)), base, rules.mup, zero=r"^nope", **COMMON)
+        rules.parametrize(GPT(256, rngs=nnx.Rngs(2)), base, rules.mup, zero=r"^nope", **COMMON)
 
 
 def test_the_rules_own_init_stays_an_explicit_choice():
@@ -250,11 +251,11 @@ def test_linens_whole_variables_dict_is_refused_with_the_fix():
 def test_an_unparametrized_model_is_refused_by_the_optimizer(tmp_path):
     with pytest.raises(rules.RuleError, match=r"all parameters.*rules\.parametrize"):
         rules.optimizer("adam", 1e-3, GPT(64, rngs=nnx.Rngs(0)))
-    model = GPT(128, rngs=nnx.Rngs(0))
+    model = GPT(256, rngs=nnx.Rngs(0))
     base = GPT(64, rngs=nnx.Rngs(1))
     rules.parametrize(model, base, rules.mup, **COMMON)
     rules.optimizer("adam", 1e-3, model)  # parametrized: accepted
-    model.extra = nnx.Linear(128, 4, rngs=nnx.Rngs(0))  # added after parametrize
+    model.extra = nnx.Linear(256, 4, rngs=nnx.Rngs(0))  # added after parametrize
     with pytest.raises(rules.RuleError, match=r"2 of the \d+ parameters.*extra/"):
         rules.optimizer("adam", 1e-3, model)
     with pytest.raises(rules.RuleError, match="no rule metadata"):
@@ -264,7 +265,7 @@ def test_an_unparametrized_model_is_refused_by_the_optimizer(tmp_path):
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "ckpt", nnx.state(model))
     checkpointer.wait_until_finished()
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: GPT(128, rngs=nnx.Rngs(0))))
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: GPT(256, rngs=nnx.Rngs(0))))
     restored = nnx.merge(graphdef, checkpointer.restore(tmp_path / "ckpt", state))
     with pytest.raises(rules.RuleError, match="init=None"):
         rules.optimizer("adam", 1e-3, restored)

@@ -88,8 +88,8 @@ def test_a_hidden_matrix_is_scaled_exactly_once():
     lr = 0.01
     tx = rules.optimizer("muon", lr, model)
     x = jax.random.normal(jax.random.key(1), (16, 12))
-    grads = jax.grad(lambda p: jnp.mean(nnx.merge(graphdef, p, rest)(x) ** 2))(params)
-    updates, _ = tx.update(grads, tx.init(params), params)
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(nnx.merge(graphdef, p, rest)(x) ** 2)))(params)
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)  # one program, not op by op
     g = grads["hidden"][0]["kernel"]
     want = -lr * 0.2 * math.sqrt(64) * orthogonalize_via_newton_schulz(g, NS_COEFFS, 5)
     np.testing.assert_allclose(updates["hidden"][0]["kernel"], want, rtol=2e-4, atol=1e-7)
@@ -260,9 +260,15 @@ def test_a_foreign_linen_model_trains_with_muon_through_the_recipe():
         ).mean()
     )
     first = float(loss(params))
-    for step in range(30):
+
+    @jax.jit  # one program: eagerly, Muon's Newton-Schulz steps compile op by op
+    def train_step(params, state):
         grads = jax.grad(loss)(params)
         updates, state = tx.update(grads, state, params)
+        return grads, updates, state
+
+    for step in range(30):
+        grads, updates, state = train_step(params, state)
         if step == 0:  # the hidden conv's step: Muon on its (3 x 32, 32) matrix, base shape 24 x 8
             g = grads["Conv_1"]["kernel"].reshape(96, 32)
             want = -1e-2 * 0.2 * math.sqrt(24) * orthogonalize_via_newton_schulz(g, NS_COEFFS, 5)
@@ -280,8 +286,8 @@ def test_adafactor_is_an_adam_family_member_whose_first_step_is_adams():
     graphdef, params, rest = split_model(model)
     tx = rules.optimizer("adafactor", 0.01, model)
     x = jax.random.normal(jax.random.key(1), (1, 12))
-    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x) ** 2))(params)
-    updates, _ = tx.update(grads, tx.init(params), params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x) ** 2)))(params)
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)  # one program, not op by op
     multipliers = rules.lr_multipliers(model)
     for name in ("input", "output"):
         got, g = updates[name]["kernel"], grads[name]["kernel"]

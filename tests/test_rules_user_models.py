@@ -35,7 +35,8 @@ def reference(role, fan_in, fan_out, base_in, base_out, gain, optimizer, rule, b
         optimizer=optimizer,
         **(rules.branch_fields(*branch) if isinstance(branch, tuple) else {}),
     )
-    layer = rules.Linear(meta, rule, rngs=nnx.Rngs(0))
+    # abstract: only its metadata is read, and a concrete init would compile per shape
+    layer = nnx.eval_shape(lambda: rules.Linear(meta, rule, rngs=nnx.Rngs(0)))
     norm = rule(rules.LayerMeta(**{**meta.__dict__, "role": "norm", "fan_in": 1}))
     return {"kernel": layer.kernel.scales, "bias": layer.bias.scales, "norm": norm}
 
@@ -171,11 +172,14 @@ def _train_linen(model, params, plan, optimizer, steps=2):
         logits = model.apply({"params": p}, TOKENS)
         return optax.softmax_cross_entropy_with_integer_labels(logits, TOKENS).mean()
 
+    @jax.jit  # one program: an eager grad of a transformer compiles each op on its own
+    def step(params, state):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
     for _ in range(steps):
-        grads = jax.grad(loss)(params)
-        updates, state = tx.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
-    assert np.isfinite(float(loss(params)))
+        params, state = step(params, state)
+    assert np.isfinite(float(jax.jit(loss)(params)))
     return params
 
 
@@ -367,7 +371,11 @@ def _train_cnn_linen(params, plan):
     def loss(p):
         return jnp.mean(LinenCNN(64).apply({"params": p}, IMAGE) ** 2)
 
-    for _ in range(3):
+    @jax.jit
+    def step(params, state):
         updates, state = tx.update(jax.grad(loss)(params), state, params)
-        params = optax.apply_updates(params, updates)
-    assert np.isfinite(float(loss(params)))
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(3):
+        params, state = step(params, state)
+    assert np.isfinite(float(jax.jit(loss)(params)))

@@ -45,10 +45,15 @@ def build(name, shape, scan, **kw):
     return zoo.build(name, config, rules.mup, nnx.Rngs(0))
 
 
+# Compiled: eagerly, every op of a block (and of its gradient) is a program of its own, and
+# these compiles were most of this file's time. Train mode's state updates (running
+# statistics, RNG counters) come back out of nnx.jit as they do eagerly.
+@nnx.jit
 def forward(model, x):
     return model(x)
 
 
+@nnx.jit
 def grad_of_mean_square(model, x):
     return nnx.grad(lambda m: (m(x) ** 2).mean())(model)
 
