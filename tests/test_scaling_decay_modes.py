@@ -56,21 +56,26 @@ def test_one_step_of_decay_alone_is_the_hand_computed_one(mode, scaling):
         np.testing.assert_allclose(np.asarray(value, np.float64), expected, rtol=2e-6, atol=1e-9)
 
 
-def test_independent_decay_is_the_coupled_one_at_wd_over_lr():
+@pytest.mark.parametrize(
+    "independent_width, coupled_width", [("constant", "completep"), ("inverse_width", "constant")]
+)
+def test_independent_decay_is_the_coupled_one_at_wd_over_lr(independent_width, coupled_width):
     """At a constant LR, independent (lr, wd) and coupled (lr, wd / lr) take the same steps
-    (the comparison experiments/axes_wd_independent.py --check made), and coupled (lr, wd)
-    does not."""
+    (the check of the former experiments/axes_wd_independent.py); under muP's Adam LRs the
+    independent 1/width scaling is the coupled "constant" one (torch AdamW). Coupled (lr, wd)
+    at the same numbers does not."""
     import scaling_data as data
 
-    dataset, lrs, wds = data.load("mnist1d"), [0.004, 0.004], [0.002, 0.008]
+    dataset, lr, wds = data.load("mnist1d"), 0.004, [0.002, 0.008]
 
-    def losses(mode, decays):
-        grid = GridSpec(_spec(), dataset, 1, 30, 64, "adam", mode)
-        return train_grid(grid, 32, 2, lrs, score=False, weight_decays=decays).tail_loss[0]
+    def losses(mode, width, decays):
+        grid = GridSpec(_spec(), dataset, 1, 30, 64, "adam", mode, width)
+        return train_grid(grid, 32, 2, [lr, lr], score=False, weight_decays=decays).tail_loss[0]
 
-    independent = losses("independent", wds)
-    np.testing.assert_allclose(independent, losses("coupled", [w / 0.004 for w in wds]), rtol=1e-4)
-    same_numbers = losses("coupled", wds)
+    independent = losses("independent", independent_width, wds)
+    coupled = losses("coupled", coupled_width, [w / lr for w in wds])
+    np.testing.assert_allclose(independent, coupled, rtol=1e-4)
+    same_numbers = losses("coupled", coupled_width, wds)
     assert np.all(np.abs(independent / same_numbers - 1) > 1e-4)
 
 
