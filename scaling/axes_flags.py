@@ -13,6 +13,7 @@ import math
 
 from absl import flags
 
+from rules.axes import DECAY_WIDTH_SCALINGS, WEIGHT_DECAY_MODES
 from scaling import corrections as corr
 from scaling.point import AXES, BATCH_KEEPS, SHAPES, UNITS, GridPoint, Schedule, along
 from scaling.transfer_axes import OBJECTIVES, TUNES
@@ -21,7 +22,7 @@ from scaling_training.errors import ConfigError
 flags.DEFINE_list(
     "axis", ["width"], f"transfer, transfer_error: swept axes, one or several of {', '.join(AXES)}"
 )
-flags.DEFINE_enum("tune", "lr", list(TUNES), "tuned: the LR, the (coupled) weight decay, or both")
+flags.DEFINE_enum("tune", "lr", list(TUNES), "tuned: the LR, the weight decay, or both")
 flags.DEFINE_list("lengths", [], "--axis=steps: the training lengths, the proxy's first")
 flags.DEFINE_list("batch_sizes", [], "--axis=batch_size: the batch sizes, the proxy's first")
 flags.DEFINE_enum(
@@ -42,9 +43,17 @@ flags.DEFINE_enum(
 flags.DEFINE_list(
     "weight_decays", [], "--tune=weight_decay/both: the grid ('' = 2^-8..2^2 in octaves)"
 )
-flags.DEFINE_float(
-    "weight_decay", -1.0, "coupled decay while tuning the LR (-1 = none: no decay term)"
-)
+flags.DEFINE_float("weight_decay", -1.0, "the decay while tuning the LR (-1 = none: no decay term)")
+flags.DEFINE_string(
+    "weight_decay_mode", "coupled", "coupled (decay per step lr x wd, as AdamW) or independent "
+    "(per step wd times the schedule's factor, not the LR)",
+)  # fmt: skip
+flags.DEFINE_string(
+    "weight_decay_width", "", "per-layer decay across width; coupled: completep (default: decay "
+    "per step the same at every width, CompleteP's wd x n for an LR / n) or constant (wd x each "
+    "layer's LR multiplier, as torch AdamW); independent: constant (default) or inverse_width "
+    "(wd / n on hidden and readout weights, Qiu et al.)",
+)  # fmt: skip
 flags.DEFINE_enum(
     "objective", "train", list(OBJECTIVES),
     "train: training loss over the last 10% of steps; test: test loss after the last step",
@@ -56,7 +65,7 @@ flags.DEFINE_list(
 
 NEW_FLAGS = (
     "axis", "tune", "lengths", "batch_sizes", "schedule", "warmup", "decay", "weight_decays",
-    "weight_decay", "objective", "correction",
+    "weight_decay", "objective", "correction", "weight_decay_mode", "weight_decay_width",
 )  # fmt: skip
 DEFAULT_WEIGHT_DECAYS = tuple(2.0**k for k in range(-8, 3))
 
@@ -73,6 +82,8 @@ class AxesRequest:
     objective: str
     corrections: tuple[corr.Correction, ...]
     batch_keeps: str
+    weight_decay_mode: str = "coupled"
+    weight_decay_width: str = "completep"  # resolved: never "" here
 
     @property
     def grid_size(self) -> int:
@@ -170,6 +181,7 @@ def parse(f, widths, depths, steps: int, optimizer: str) -> AxesRequest:
         raise ConfigError("weight_decays", "a grid to tune; give --tune=weight_decay or both")
     if not (f.weight_decay == -1 or 0 <= f.weight_decay < math.inf):
         raise ConfigError("weight_decay", f"must be >= 0 (-1 = none), got {f.weight_decay}")
+    mode, width = _decay_mode(f)
     try:
         corrections = tuple(corr.parse(c) for c in f.correction)
     except ValueError as e:
@@ -185,4 +197,30 @@ def parse(f, widths, depths, steps: int, optimizer: str) -> AxesRequest:
         objective=f.objective,
         corrections=corrections,
         batch_keeps=f.batch_keeps,
+        weight_decay_mode=mode,
+        weight_decay_width=width,
     )
+
+
+def _decay_mode(f) -> tuple[str, str]:
+    """(--weight_decay_mode, --weight_decay_width resolved to the mode's own when ""),
+    refused when unknown or when the run has no decay for them to act on."""
+    mode, width = f.weight_decay_mode, f.weight_decay_width
+    if mode not in WEIGHT_DECAY_MODES:
+        raise ConfigError(
+            "weight_decay_mode",
+            f"unknown mode {mode!r}; choose one of: {', '.join(WEIGHT_DECAY_MODES)}",
+        )
+    choices = DECAY_WIDTH_SCALINGS[mode]
+    if width and width not in choices:
+        raise ConfigError(
+            "weight_decay_width",
+            f"{mode} decay scales with width as one of: {', '.join(choices)}; got {width!r}",
+        )
+    no_decay = f.tune == "lr" and f.weight_decay == -1
+    if no_decay and (f["weight_decay_mode"].present or f["weight_decay_width"].present):
+        flag = "weight_decay_mode" if f["weight_decay_mode"].present else "weight_decay_width"
+        raise ConfigError(
+            flag, "no weight decay to act on: give --tune=weight_decay or both, or --weight_decay"
+        )
+    return mode, width or choices[0]

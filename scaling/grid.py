@@ -18,7 +18,10 @@ class GridSpec:
     """What every (seed x LR) grid of a probe shares, built once per probe: `model` (a
     ProbeModel or UserModel: `build(width, depth, seed)`) trained with `optimizer` (the
     flag's name, e.g. adamw; the model knows only its family) for `steps` steps of
-    `batch_size` examples of `dataset`, from `seeds` seeds (0 .. seeds-1)."""
+    `batch_size` examples of `dataset`, from `seeds` seeds (0 .. seeds-1). The weight decay
+    (when a grid has one) acts in `weight_decay_mode` with the per-layer width scaling
+    `weight_decay_width` (rules/axes.py; "" = the mode's own, decay per step the same at
+    every width)."""
 
     model: Any
     dataset: data.Dataset
@@ -26,6 +29,8 @@ class GridSpec:
     steps: int
     batch_size: int
     optimizer: str
+    weight_decay_mode: str = "coupled"
+    weight_decay_width: str = ""
 
 
 @dataclasses.dataclass
@@ -59,7 +64,8 @@ def train_grid(
     accuracy and loss; NaN then) for callers that read only `tail_loss`. `schedule`: the
     peak LR's factor per step (None: constant). `weight_decays`: one coupled decay per
     entry of `lrs` (member j trains at (lrs[j], weight_decays[j]); injected like the LR,
-    so a grid of both compiles once); None: no decay, the optimizer as before."""
+    so a grid of both compiles once; coupled or independent as `grid` says); None: no
+    decay, the optimizer as before."""
     from scaling_training import engine
     from scaling_training import members as member_runs
 
@@ -68,7 +74,7 @@ def train_grid(
     models = [grid.model.build(width, depth, seed) for seed in range(seeds)]
     splits = [engine.split_model(m) for m in models]
     graphdef = splits[0][0]
-    tx = _optimizer(grid.optimizer, lrs[0], rules.param_scales(models[0]), weight_decays)
+    tx = grid_optimizer(grid, models[0], lrs[0], weight_decays)
     if schedule is not None and not schedule.is_constant:
         tx = optax.chain(tx, optax.scale_by_schedule(schedule.factor(steps)))
     members = member_runs.train_members(
@@ -108,9 +114,18 @@ def train_grid(
     )
 
 
-def _optimizer(name: str, lr: float, scales, weight_decays):
-    """The rule's optimizer with the LR injected, and the weight decay too when swept."""
+def grid_optimizer(grid: GridSpec, model, lr: float, weight_decays=None):
+    """The rule's optimizer for `model` with the LR injected, and the weight decay too when
+    swept (`weight_decays[0]` its initial value), in `grid`'s decay mode and width scaling."""
     if weight_decays is None:
-        return rules.optimizer(name, lr, scales, inject=True)
+        return rules.optimizer(grid.optimizer, lr, rules.param_scales(model), inject=True)
+    from rules.axes import DECAY_WIDTH_SCALINGS
+    from rules.decay import decay_scales
+
+    mode = grid.weight_decay_mode
+    scaling = grid.weight_decay_width or DECAY_WIDTH_SCALINGS[mode][0]
+    scales = decay_scales(model, mode, scaling)
     wd = weight_decays[0]
-    return rules.optimizer(name, lr, scales, weight_decay=wd, inject=True)
+    return rules.optimizer(
+        grid.optimizer, lr, scales, weight_decay=wd, weight_decay_mode=mode, inject=True
+    )

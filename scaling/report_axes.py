@@ -32,13 +32,19 @@ def run(req: Request, probe: str) -> Report:
         lr=req.lr,
         weight_decay=ax.weight_decay,
         objective=ax.objective,
+        weight_decay_mode=ax.weight_decay_mode,
+        weight_decay_width=ax.weight_decay_width,
     )
     result = transfer_axes.measure(
         req.spec, list(ax.points), tuning, req.seeds, req.data(), ax.corrections
     )
     entries = [result["proxy"], *result["targets"]]
     key = _value_key(ax.tune)
-    record = {"axis": list(ax.axes), "batch_keeps": ax.batch_keeps, "steps": req.steps} | result
+    record = {"axis": list(ax.axes), "batch_keeps": ax.batch_keeps, "steps": req.steps}
+    if ax.tune != "lr" or ax.weight_decay is not None:
+        record |= {"weight_decay_mode": ax.weight_decay_mode,
+                   "weight_decay_width": ax.weight_decay_width}  # fmt: skip
+    record |= result
     law = None
     if len(ax.axes) == 1 and len(entries) >= 3 and ax.tune != "both":
         grids = [e["weight_decays" if ax.tune == "weight_decay" else "lrs"] for e in entries]

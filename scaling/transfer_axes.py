@@ -1,8 +1,9 @@
 """Transfer error along any axis: width, depth, training length, batch size, or several.
 
 The proxy is the first `GridPoint`, each target a later one (`scaling.point.along`). What
-is tuned: the LR (1-D grid, as `scaling.transfer_error`), the coupled weight decay at a
-fixed LR (1-D), or both (a 2-D grid; optimum of the seed-mean surface, `scaling.optimum2d`).
+is tuned: the LR (1-D grid, as `scaling.transfer_error`), the weight decay (coupled or
+independent, with a per-layer width scaling: `Tuning`) at a fixed LR (1-D), or both (a
+2-D grid; optimum of the seed-mean surface, `scaling.optimum2d`).
 The loss of a member is its training loss over the last 10% of steps (`objective="train"`)
 or its test loss after the last step (`"test"`; weight decay is a regularizer, and its
 optimum on the training loss is usually 0). Each target also trains at the proxy's optimum
@@ -34,6 +35,9 @@ class Tuning:
     tune: "lr", "weight_decay" or "both". lrs / weight_decays: the grids (increasing).
     lr: the LR while tuning the weight decay alone. weight_decay: the coupled decay while
     tuning the LR alone (None: no decay term, the optimizer as the other probes build it).
+    weight_decay_mode / weight_decay_width: how the decay acts (coupled: per step lr x wd;
+    independent: per step wd) and scales per layer with width (rules/axes.py; "" = the
+    mode's own).
     """
 
     tune: str = "lr"
@@ -43,6 +47,8 @@ class Tuning:
     weight_decay: float | None = None
     objective: str = "train"
     widen: int = 2
+    weight_decay_mode: str = "coupled"
+    weight_decay_width: str = ""
 
     def members(self, extras=()) -> tuple[list[float], list[float] | None]:
         """(lrs, weight decays) of the members: the grid (lr-major for both), then `extras`
@@ -64,7 +70,10 @@ class Tuning:
 
 def _losses(spec, point: GridPoint, tuning: Tuning, seeds: int, dataset, extras) -> np.ndarray:
     lrs, wds = tuning.members(extras)
-    grid = GridSpec(spec, dataset, seeds, point.steps, point.batch_size, point.optimizer)
+    grid = GridSpec(
+        spec, dataset, seeds, point.steps, point.batch_size, point.optimizer,
+        tuning.weight_decay_mode, tuning.weight_decay_width,
+    )  # fmt: skip
     result = train_grid(
         grid, point.width, point.depth, lrs, score=tuning.objective == "test",
         schedule=point.schedule, weight_decays=wds,

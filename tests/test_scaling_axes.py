@@ -301,6 +301,16 @@ BAD = [
     (["--correction=width:2"], "--correction: unknown correction 'width:2'"),
     (["--tune=banana"], "--tune"),
     (["--axis=depth", "--widths=16,32"], "--axis: --axis=depth sweeps --depths"),
+    (["--tune=weight_decay", "--weight_decay_mode=decoupled"], "--weight_decay_mode: unknown mode"),
+    (
+        [
+            "--tune=weight_decay",
+            "--weight_decay_mode=independent",
+            "--weight_decay_width=completep",
+        ],
+        "--weight_decay_width: independent decay scales with width as one of: constant, inverse",
+    ),  # fmt: skip
+    (["--weight_decay_mode=independent"], "--weight_decay_mode: no weight decay to act on"),
 ]
 
 
