@@ -119,3 +119,23 @@ def _leaves(tree):
     import jax
 
     return jax.tree.leaves(tree)
+
+
+def test_a_failed_save_keeps_late_io_errors_quiet(monkeypatch):
+    """tensorstore reports each write still pending after a failed save through
+    sys.unraisablehook ("Event loop is closed"), up to the exit: after the quieting, such a
+    report reaches neither the earlier hook nor stderr (the full-disk case's one line)."""
+    from scaling_training import checkpoint as ck
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    monkeypatch.setattr(sys, "excepthook", lambda *a: seen.append(a))
+    monkeypatch.setattr("threading.excepthook", seen.append)
+    ck._quiet_thread_errors()  # monkeypatch puts every hook back after the test
+
+    class LateError:
+        def __del__(self):
+            raise RuntimeError("Event loop is closed")
+
+    LateError()  # its __del__ goes to sys.unraisablehook
+    assert seen == []
