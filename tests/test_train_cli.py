@@ -1,4 +1,6 @@
-"""train.py as a user runs it: files it writes, exit codes, one-line errors."""
+"""train.py as a user runs it: files it writes, exit codes, one-line errors. Exit codes,
+error lines and the first of each repeated pair run as real processes; finished runs whose
+promise is their outputs run in one interpreter (tests/cli_cases.py)."""
 
 import json
 import os
