@@ -1,26 +1,27 @@
-"""PNG plots for the probes (matplotlib with the Agg backend, imported only here)."""
+"""PNG plots for the probes (matplotlib with the Agg backend, imported only here, and only
+when a plot is drawn: a refused request or --help does not pay its ~1 s)."""
 
 from __future__ import annotations
 
 import math
 import os
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import (  # noqa: E402
-    FuncFormatter,
-    LogLocator,
-    NullFormatter,
-    ScalarFormatter,
-)
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _plain_ticks(ax, xs) -> None:
     """Label a log axis at the measured sizes (64, 128, ...) rather than powers of ten;
     learning rates at 1, 2, 5 x 10^k as plain numbers (matplotlib's own minor labels
     overlap on a grid spanning less than a decade)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
+
     sizes = sorted(set(float(x) for x in xs if x > 0))
     if not sizes:
         return
@@ -46,7 +47,7 @@ def _save(fig, path: str) -> None:
             fig.savefig(tmp, dpi=110)
             os.replace(tmp, path)
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
 
 
 def lines(
@@ -61,7 +62,7 @@ def lines(
     vlines=(),
 ) -> None:
     """One line per entry of `series` = {label: (xs, ys)}; dashed verticals at `vlines`."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker=marker, label=str(label))
     for x in vlines:
@@ -82,7 +83,7 @@ def panels(path: str, title: str, xlabel: str, ylabel: str, panel_series: dict) 
     three to a row."""
     count = len(panel_series)
     rows, columns = math.ceil(count / 3), min(count, 3)
-    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    fig, axes = _pyplot().subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
     axes = axes.ravel()
     for ax in axes[count:]:
         ax.set_visible(False)

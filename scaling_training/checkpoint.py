@@ -151,8 +151,9 @@ class Checkpoints:
         from scaling_training.interrupts import deferred
         from scaling_training.outputs import WriteError
 
-        # orbax's threads log a failed write (a full disk) with tracebacks before the error
-        # reaches us; the WriteError below is the one line the user sees
+        # a failed write (a full disk) makes tensorstore's I/O threads report late errors
+        # before and after the error reaches us; the WriteError below is the one line the
+        # user sees, so the hooks stay quiet from here to the exit unless the save succeeds
         hooks = _quiet_thread_errors()
         with deferred(), _quiet_absl():  # a signal waits for the checkpoint and its manifest
             try:
@@ -169,7 +170,7 @@ class Checkpoints:
             except Exception as e:  # orbax wraps OSError in several types
                 # the run ends now: its I/O threads' late errors stay quiet to the exit
                 raise WriteError(self.step_dir(step), e) from None
-            sys.excepthook, threading.excepthook = hooks
+            sys.excepthook, threading.excepthook, sys.unraisablehook = hooks
 
     def close(self) -> None:
         self._manager.close()
@@ -184,12 +185,16 @@ class Checkpoints:
 
 
 def _quiet_thread_errors() -> tuple:
-    """Silence the tracebacks that orbax's and tensorstore's I/O threads print through the
-    except hooks when a write fails (asyncio's "Event loop is closed", one per pending
-    write, before and after the error reaches us); returns the hooks to put back."""
-    hooks = sys.excepthook, threading.excepthook
+    """Silence the tracebacks that orbax's and tensorstore's I/O threads print when a write
+    fails; returns the hooks to put back. Each write still pending when orbax's event loop
+    closes calls `loop.call_soon_threadsafe` from a C++ thread; its "Event loop is closed"
+    goes to sys.unraisablehook (tensorstore calls PyErr_WriteUnraisable), once per write and
+    at any time up to the interpreter's finalization, when those threads can no longer take
+    the GIL. The except hooks cover orbax's Python threads."""
+    hooks = sys.excepthook, threading.excepthook, sys.unraisablehook
     sys.excepthook = lambda *args: None
     threading.excepthook = lambda args: None
+    sys.unraisablehook = lambda args: None
     return hooks
 
 

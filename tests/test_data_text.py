@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,8 +9,6 @@ from cli_cases import one_line, run_table
 
 import scaling_data as data
 from scaling_data import text
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # SHA-256 of train + b"\0" + test. A change here changes every text result: bump it only
 # with a deliberate change of the language, and say so in WORKSPACE.md.
@@ -68,13 +63,6 @@ def test_bad_window_length_is_a_value_error():
         data.load("grammar_text", seq_len=0)
 
 
-def run(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-
-
 BAD_SETTINGS = [
     (["--model=lm", "--dataset=digits"], "--dataset"),
     (["--model=vit", "--dataset=grammar_text"], "--dataset"),
@@ -102,14 +90,19 @@ def test_bad_transformer_settings_are_one_line_and_status_2(bad_setting_results,
 
 
 def test_a_small_lm_learns_below_the_unigram_baseline(tmp_path):
-    workdir = tmp_path / "lm"
-    proc = run(
-        "--model=lm", "--width=32", "--base_width=32", "--depth=1", "--base_depth=1",
-        "--seq_len=16", "--steps=150", "--eval_every=150", "--log_every=150", "--lr=1e-2",
-        "--checkpoint_every=0", "--plots=false", "--tied", f"--workdir={workdir}",
+    """In this process (its promise is what it learns; the CLI's are above)."""
+    from scaling_training.config import TrainConfig
+    from scaling_training.loop import train
+
+    workdir, lines = tmp_path / "lm", []
+    config = TrainConfig.from_flags(
+        model="lm", width=32, base_width=32, depth=1, base_depth=1, seq_len=16, steps=150,
+        eval_every=150, log_every=150, lr=1e-2, checkpoint_every=0, plots=False, tied=True,
+        workdir=str(workdir),
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "unigram baseline" in proc.stdout and "bits per byte" in proc.stdout
+    train(config, echo=lines.append)
+    stdout = "\n".join(lines)
+    assert "unigram baseline" in stdout and "bits per byte" in stdout
     last = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()][-1]
     baseline = data.load("grammar_text").unigram_loss
     assert last["test_loss"] < 0.75 * baseline, (last, baseline)

@@ -16,7 +16,8 @@ from scaling_training import workdir as workdir_lock
 from scaling_training.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ["--width=8", "--base_width=8", "--depth=1", "--batch_size=8", "--plots=false"]
+SETTINGS = dict(width=8, base_width=8, depth=1, batch_size=8, plots=False)
+SMALL = [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in SETTINGS.items()]
 
 
 def train(*args, timeout=300, **kwargs):
@@ -28,6 +29,18 @@ def train(*args, timeout=300, **kwargs):
         timeout=timeout,
         **kwargs,
     )
+
+
+def train_here(workdir, **settings) -> str:
+    """A run whose promise is its outputs, in this process (no interpreter start-up): the
+    lines it printed; an error escapes as an exception."""
+    from scaling_training.config import TrainConfig
+    from scaling_training.loop import train as run
+
+    lines = []
+    config = TrainConfig.from_flags(**SETTINGS, **settings, workdir=str(workdir))
+    run(config, echo=lines.append)
+    return "\n".join(lines)
 
 
 # -- the lock -------------------------------------------------------------------------------
@@ -86,9 +99,8 @@ def test_two_processes_one_workdir(tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    third = train(*SMALL, "--steps=5", "--log_every=5", f"--workdir={work}")
-    assert third.returncode == 0, third.stderr
-    assert f"took over the lock of a run that died ({first.pid} {host})" in third.stdout
+    third = train_here(work, steps=5, log_every=5)  # the kill was a real process's
+    assert f"took over the lock of a run that died ({first.pid} {host})" in third
     assert not (work / ".lock").exists()
     assert (work / "archive" / "1" / "metrics.jsonl").exists()  # the killed run's metrics
 
@@ -136,11 +148,11 @@ def test_full_disk_is_status_4_and_leaves_whole_lines_and_checkpoints(tmp_path):
     assert text.endswith("\n")
     steps = [json.loads(line)["step"] for line in text.splitlines()]
     assert 100 < max(steps) < 200
-    # Room again: the run resumes from its last checkpoint and finishes.
-    again = train(*args, f"--workdir={work}")
-    assert again.returncode == 0, again.stderr
+    # Room again: the run resumes from its last checkpoint and finishes (in this process:
+    # the full disk was a real process's).
+    again = train_here(work, steps=200, checkpoint_every=20, log_every=20, eval_every=100)
     resumed = max(s for s in range(20, 200, 20) if s <= max(steps))
-    assert f"resuming from the checkpoint of step {resumed}" in again.stdout
+    assert f"resuming from the checkpoint of step {resumed}" in again
     records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train_loss" in r] == list(range(1, 201))
 

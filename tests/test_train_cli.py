@@ -1,4 +1,6 @@
-"""train.py as a user runs it: files it writes, exit codes, one-line errors."""
+"""train.py as a user runs it: files it writes, exit codes, one-line errors. Exit codes,
+error lines and the first of each repeated pair run as real processes; finished runs whose
+promise is their outputs run in one interpreter (tests/cli_cases.py)."""
 
 import json
 import os
@@ -6,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_cases import one_line, run_table
+from cli_cases import one_line, run_cases, run_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = [
@@ -30,29 +32,63 @@ def run(*args, timeout=300):  # generous: a loaded 2-core machine took >120 s on
     )
 
 
-def test_short_run_writes_config_metrics_and_summary_and_repeats_exactly(tmp_path):
-    workdir = tmp_path / "run"
-    proc = run(*SMALL, "--rule=mean_field", f"--workdir={workdir}")
-    assert proc.returncode == 0, proc.stderr
+RULE_FILE = (
+    "import rules\n"
+    "def half_readout_lr(meta, scales):\n"
+    "    return scales.replace(lr=scales.lr / 2) if meta.role == 'output' else scales\n"
+    "rules.register(rules.compose(rules.mup, half_readout_lr, name='my_mup'))\n"
+)
+RESNET = ["--model=resnet", "--depth=8", "--width=4", "--steps=3", "--batch_size=8"]
+RESNET += ["--checkpoint_every=0", "--plots=false"]  # neither is what its test is about
+RESNET += ["--eval_every=3", "--log_every=3"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The finished runs whose outputs the tests below check. The short run's first run is
+    a real process, as a user runs it, and its outputs are read before anything else runs;
+    the rest, whose promise is their outputs (status 0), run in one interpreter
+    (tests/cli_cases.py): the short run's command again, the resnet run and the user rule's."""
+    folder = tmp_path_factory.mktemp("runs")
+    short = folder / "short"
+    first = run(*SMALL, "--rule=mean_field", f"--workdir={short}")
+    assert first.returncode == 0, first.stderr
+    outputs = {name: (short / name).read_text() for name in ("config.json", "metrics.jsonl")}
+    outputs["summary.json"] = (short / "summary.json").read_text()
+    (folder / "my_rules.py").write_text(RULE_FILE)
+    user = [*SMALL, f"--rules_module={folder / 'my_rules.py'}", "--rule=my_mup"]
+    user += ["--normalization=layer", "--dropout=0.2", f"--workdir={folder / 'user'}"]
+    cases = {
+        "again": [*SMALL, "--rule=mean_field", f"--workdir={short}"],
+        "resnet": [*RESNET, f"--workdir={folder / 'resnet'}"],
+        "user_rule": user,
+    }
+    results = run_cases("train", {k: (v, folder / "unwatched") for k, v in cases.items()}, folder)
+    return {"folder": folder, "first": first, "first_outputs": outputs, **results}
+
+
+def test_short_run_writes_config_metrics_and_summary_and_repeats_exactly(runs):
+    workdir, proc, written = runs["folder"] / "short", runs["first"], runs["first_outputs"]
     assert "lr_multiplier" in proc.stdout and "hidden/0/kernel" in proc.stdout  # rule report
     assert "step 20/20" in proc.stdout and "steps/s" in proc.stdout  # progress
-    config = json.loads((workdir / "config.json").read_text())
+    config = json.loads(written["config.json"])
     assert config["rule"] == "mean_field" and config["width"] == 32 and config["steps"] == 20
-    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in written["metrics.jsonl"].splitlines()]
     train_steps = [r["step"] for r in records if "train_loss" in r]
     assert train_steps == list(range(1, 21))
     evals = [r for r in records if "test_accuracy" in r]
     assert [r["step"] for r in evals] == [10, 20]
     assert all(0 <= r["test_accuracy"] <= 1 for r in evals)
-    summary = json.loads((workdir / "summary.json").read_text())
+    summary = json.loads(written["summary.json"])
     assert summary["steps_done"] == 20 and not summary["diverged"]
     assert summary["test_accuracy"] == evals[-1]["test_accuracy"]
 
-    # The same command again keeps the first run's outputs, archived, and, with the same
-    # seed, writes identical metrics (one pair of runs checks both).
-    again = run(*SMALL, "--rule=mean_field", f"--workdir={workdir}")
-    assert again.returncode == 0, again.stderr
+    # The same command again (another process) keeps the first run's outputs, archived,
+    # and, with the same seed, writes identical metrics (one pair of runs checks both).
+    again = runs["again"]
+    assert again["status"] == 0, again["stderr"]
     first = (workdir / "archive" / "1" / "metrics.jsonl").read_text()
+    assert first == written["metrics.jsonl"]
     assert first == "\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n"
     assert (workdir / "metrics.jsonl").read_text() == first
 
@@ -129,40 +165,27 @@ def test_unwritable_workdir_is_status_2(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
-def test_resnet_run_records_its_per_model_defaults(tmp_path):
-    workdir = tmp_path / "resnet"
-    args = ["--model=resnet", "--depth=8", "--width=4", "--steps=3", "--batch_size=8"]
-    args += ["--checkpoint_every=0", "--plots=false"]  # neither is what this test is about
-    proc = run(*args, "--eval_every=3", "--log_every=3", f"--workdir={workdir}")
-    assert proc.returncode == 0, proc.stderr
-    assert "stages/0/0/norm1/scale" in proc.stdout  # norm parameters are in the rule report
+def test_resnet_run_records_its_per_model_defaults(runs):
+    workdir, result = runs["folder"] / "resnet", runs["resnet"]
+    assert result["status"] == 0, result["stderr"]
+    assert "stages/0/0/norm1/scale" in result["stdout"]  # norm parameters are in the rule report
     config = json.loads((workdir / "config.json").read_text())
     assert config["normalization"] == "batch" and config["dataset"] == "digits"
     assert config["base_width"] == 4 and config["base_depth"] == 8  # capped at the model's
     assert config["lr"] > 0 and config["steps"] == 3
 
 
-def test_user_rule_from_a_file_is_found_by_name_with_layer_norm_and_dropout(tmp_path):
-    rule_file = tmp_path / "my_rules.py"
-    rule_file.write_text(
-        "import rules\n"
-        "def half_readout_lr(meta, scales):\n"
-        "    return scales.replace(lr=scales.lr / 2) if meta.role == 'output' else scales\n"
-        "rules.register(rules.compose(rules.mup, half_readout_lr, name='my_mup'))\n"
-    )
-    workdir = tmp_path / "w"
-    proc = run(
-        *SMALL, f"--rules_module={rule_file}", "--rule=my_mup", "--normalization=layer",
-        "--dropout=0.2", f"--workdir={workdir}",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+def test_user_rule_from_a_file_is_found_by_name_with_layer_norm_and_dropout(runs):
+    result, rule_file = runs["user_rule"], runs["folder"] / "my_rules.py"
+    assert result["status"] == 0, result["stderr"]
     assert (
         "rule my_mup: he_init > mup_readout_init > mup_lr > mup_attention > half_readout_lr"
-        in proc.stdout
+        in result["stdout"]
     )
-    assert json.loads((workdir / "config.json").read_text())["rules_module"] == str(rule_file)
+    config = json.loads((runs["folder"] / "user" / "config.json").read_text())
+    assert config["rules_module"] == str(rule_file)
     # the same run trains an MLP with layer norm and dropout (one process for both checks)
-    assert "norms/0/scale" in proc.stdout
+    assert "norms/0/scale" in result["stdout"]
 
 
 def test_help_lists_models_and_rules_and_exits_0():
