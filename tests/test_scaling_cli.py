@@ -10,19 +10,21 @@ from cli_cases import one_line, run_cases, run_table
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+# Widths 16 and 32 (and 32 alone for update's depths) wherever a probe allows: the runs share
+# one interpreter, so programs and inits of one shape compile once for all of them
 PROBES = [
-    ("coord", ["--widths=32,64", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
-    ("update", ["--widths=64", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
+    ("coord", ["--widths=16,32", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
+    ("update", ["--widths=32", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
     ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
     (
         "poly",
-        ["--widths=32,64", "--depths=2", "--seeds=2", "--activation=linear"],
+        ["--widths=16,32", "--depths=2", "--seeds=2", "--activation=linear"],
         ["eta_opt", "exponent", "found_in_range"],
     ),
     (
         "transfer",
         [
-            "--widths=32,64",
+            "--widths=16,32",
             "--depths=2",
             "--seeds=2",
             "--steps=20",
@@ -47,8 +49,10 @@ PROBES = [
         ["results", "fit_depth_x_width"],
     ),
 ]
-MAXLR_BELOW_RANGE = ["maxlr", "--widths=16,32", "--depths=1", "--seeds=1", "--steps=5"]
-MAXLR_BELOW_RANGE += ["--dataset=two_gaussians", "--lrs=1e-6,2e-6", "--rounds=1"]
+# The shapes of the maxlr probe run above (sizes, seeds, steps, four LRs): its compiled
+# programs are reused, only the LRs (too small to reach the threshold) differ
+MAXLR_BELOW_RANGE = ["maxlr", "--widths=16,32", "--depths=1", "--seeds=2", "--steps=30"]
+MAXLR_BELOW_RANGE += ["--dataset=two_gaussians", "--lrs=1e-6,2e-6,4e-6,8e-6", "--rounds=1"]
 MAXLR_BELOW_RANGE += ["--threshold=0.99", "--base_width=16"]
 # The probe runs of this file, each with its own --out folder, in one interpreter
 # (tests/cli_cases.py: JAX and the CLI load once, not once a run). A real `python -m scaling`
@@ -67,7 +71,7 @@ RUNS |= {
     ],
     "update_mean_field": [
         "update",
-        "--widths=64",
+        "--widths=32",
         "--depths=2,4",
         "--seeds=2",
         "--rule=mean_field",
