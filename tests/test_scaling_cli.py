@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from cli_cases import one_line, run_cases, run_table
+from cli_cases import one_line, run_cases
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -81,16 +81,28 @@ RUNS |= {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """RUNS' id -> {"status", "stderr", "stdout", "out" (its --out folder)}."""
+def all_runs(tmp_path_factory):
+    """RUNS' and BAD_REQUESTS' command lines in one interpreter (one start for both tables):
+    RUNS' id, or a bad request's arguments joined with spaces -> {"status", "stderr",
+    "stdout", "same", "out" (its --out folder)}."""
     folder = tmp_path_factory.mktemp("probe_runs")
     cases = {}
     for key, args in RUNS.items():
         (folder / key).mkdir()
         cases[key] = ([*args, f"--out={folder / key}"], folder / "unwatched")
-    return {
-        key: r | {"out": folder / key} for key, r in run_cases("scaling", cases, folder).items()
-    }
+    for i, (args, _) in enumerate(BAD_REQUESTS):
+        out = folder / f"bad_{i}" / "out"
+        out.parent.mkdir()
+        cases[" ".join(args)] = ([*args, f"--out={out}"], out)
+    results = run_cases("scaling", cases, folder)
+    return {key: r | {"out": cases[key][1] if key not in RUNS else folder / key}
+            for key, r in results.items()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(all_runs):
+    """RUNS' id -> {"status", "stderr", "stdout", "out" (its --out folder)}."""
+    return {key: all_runs[key] for key in RUNS}
 
 
 @pytest.mark.parametrize("probe, args, keys", PROBES)
@@ -188,13 +200,9 @@ BAD_REQUESTS = [
 
 
 @pytest.fixture(scope="module")
-def bad_request_results(tmp_path_factory):
-    """Every command line of BAD_REQUESTS in one interpreter (tests/cli_cases.py)."""
-
-    def complete(args, case):
-        return [*args, f"--out={case / 'out'}"], case / "out"
-
-    return run_table("scaling", BAD_REQUESTS, tmp_path_factory.mktemp("bad_requests"), complete)
+def bad_request_results(all_runs):
+    """BAD_REQUESTS' results, keyed by their arguments joined with spaces (run with RUNS)."""
+    return {" ".join(args): all_runs[" ".join(args)] for args, _ in BAD_REQUESTS}
 
 
 @pytest.mark.parametrize("args, message", BAD_REQUESTS)
