@@ -81,10 +81,10 @@ def check_ran(result: dict, family: str) -> None:
 @pytest.mark.parametrize(
     "family, optimizer",
     [
-        ("lm", "adam"),
-        ("vit", "sgd"),
-        pytest.param("lm", "sgd", marks=pytest.mark.slow),
-        pytest.param("vit", "adam", marks=pytest.mark.slow),
+        ("lm", "sgd"),
+        ("vit", "adam"),
+        pytest.param("lm", "adam", marks=pytest.mark.slow),
+        pytest.param("vit", "sgd", marks=pytest.mark.slow),
     ],
 )
 def test_one_step_probes_run_on_transformers(family, optimizer):
@@ -111,8 +111,7 @@ def test_coord_on_data_batches_of_a_text_set():
     x, labels = source.batch((8,), 16, 4, seed=3)
     order = np.random.default_rng(3).permutation(64)[:4]
     np.testing.assert_array_equal(x, tokens[order])
-    s = spec("lm", "mup", "adam")
-    result = coord.measure(s, WIDTHS, depth("lm"), 1, 1e-2, 1, "adam", 4, source)
+    result = coord.measure(spec("lm", "mup", "adam"), WIDTHS, 1, 1, 1e-2, 1, "adam", 4, source)
     assert result["inputs"] == "dataset: training token windows of tiny_text"
 
 
@@ -132,6 +131,6 @@ def test_transfer_trains_transformers(family):
     s = spec(family, "mup", "adam")
     lrs = [1e-3, 1e-2, 1e-1]
     grid = GridSpec(s, data, seeds=1, steps=2, batch_size=8, optimizer="adam")
-    result = transfer.measure(grid, WIDTHS, "width", depth(family), lrs, echo=lambda _: 0)
+    result = transfer.measure(grid, WIDTHS, "width", 1, lrs, echo=lambda _: 0)
     for entry in result["results"]:
         assert np.isfinite(entry["tail_loss"]).all(), entry["tail_loss"]
