@@ -315,20 +315,36 @@ BAD = [
 
 
 def test_bad_axis_flags_are_one_line_and_write_nothing(tmp_path):
-    from cli_cases import one_line, run_cases
+    """Each case as tests/scripts/run_cli_cases.py runs it (the CLI's `main`, its status,
+    stderr and folder before and after), here in the test's own process as `_main` above:
+    no interpreter to start."""
+    import os
+    import sys
 
-    cases = {}
-    for i, (args, _) in enumerate(BAD):
+    from cli_cases import RUNNER, one_line
+
+    sys.path.insert(0, os.path.dirname(RUNNER))
+    try:
+        import run_cli_cases as runner
+    finally:
+        sys.path.remove(os.path.dirname(RUNNER))
+    import scaling.__main__ as cli
+
+    for i, (args, expected) in enumerate(BAD):
         out = tmp_path / str(i)
         axis = next((a for a in args if a.startswith("--axis=")), "--axis=width")
         given = any(a.startswith("--widths") for a in args)
         widths = [] if given else ["--widths=16,32" if "width" in axis else "--widths=16"]
-        cases[str(i)] = (["transfer_error", "--model=mlp", f"--out={out}", *widths, *args], out)
-    results = run_cases("scaling", cases, tmp_path)
-    for i, (_, expected) in enumerate(BAD):
-        line = one_line(results[str(i)])
+        argv = ["scaling", "transfer_error", "--model=mlp", f"--out={out}", *widths, *args]
+        try:
+            status, stderr, _ = runner.run_case(cli, cli.parse, argv)
+        finally:
+            from absl import flags
+
+            flags.FLAGS.unparse_flags()
+        line = one_line({"status": status, "stderr": stderr})
         assert expected in line, line
-        assert results[str(i)]["same"] and not (tmp_path / str(i)).exists()
+        assert not out.exists()
 
 
 def test_members_of_a_2d_grid_are_lr_major_then_extras():

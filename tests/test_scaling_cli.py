@@ -5,24 +5,26 @@ import json
 import math
 
 import pytest
-from cli_cases import one_line, run_cases, run_table
+from cli_cases import one_line, run_cases
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+# Widths 16 and 32 (and 32 alone for update's depths) wherever a probe allows: the runs share
+# one interpreter, so programs and inits of one shape compile once for all of them
 PROBES = [
-    ("coord", ["--widths=32,64", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
-    ("update", ["--widths=64", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
+    ("coord", ["--widths=16,32", "--seeds=1", "--steps=2"], ["slopes", "runs", "layers"]),
+    ("update", ["--widths=32", "--depths=2,4", "--seeds=2"], ["eta_star", "exponent", "ci"]),
     ("sharpness", ["--widths=16,32", "--depths=2", "--seeds=1"], ["results"]),
     (
         "poly",
-        ["--widths=32,64", "--depths=2", "--seeds=2", "--activation=linear"],
+        ["--widths=16,32", "--depths=2", "--seeds=2", "--activation=linear"],
         ["eta_opt", "exponent", "found_in_range"],
     ),
     (
         "transfer",
         [
-            "--widths=32,64",
+            "--widths=16,32",
             "--depths=2",
             "--seeds=2",
             "--steps=20",
@@ -47,8 +49,10 @@ PROBES = [
         ["results", "fit_depth_x_width"],
     ),
 ]
-MAXLR_BELOW_RANGE = ["maxlr", "--widths=16,32", "--depths=1", "--seeds=1", "--steps=5"]
-MAXLR_BELOW_RANGE += ["--dataset=two_gaussians", "--lrs=1e-6,2e-6", "--rounds=1"]
+# The shapes of the maxlr probe run above (sizes, seeds, steps, four LRs): its compiled
+# programs are reused, only the LRs (too small to reach the threshold) differ
+MAXLR_BELOW_RANGE = ["maxlr", "--widths=16,32", "--depths=1", "--seeds=2", "--steps=30"]
+MAXLR_BELOW_RANGE += ["--dataset=two_gaussians", "--lrs=1e-6,2e-6,4e-6,8e-6", "--rounds=1"]
 MAXLR_BELOW_RANGE += ["--threshold=0.99", "--base_width=16"]
 # The probe runs of this file, each with its own --out folder, in one interpreter
 # (tests/cli_cases.py: JAX and the CLI load once, not once a run). A real `python -m scaling`
@@ -67,7 +71,7 @@ RUNS |= {
     ],
     "update_mean_field": [
         "update",
-        "--widths=64",
+        "--widths=32",
         "--depths=2,4",
         "--seeds=2",
         "--rule=mean_field",
@@ -77,16 +81,28 @@ RUNS |= {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """RUNS' id -> {"status", "stderr", "stdout", "out" (its --out folder)}."""
+def all_runs(tmp_path_factory):
+    """RUNS' and BAD_REQUESTS' command lines in one interpreter (one start for both tables):
+    RUNS' id, or a bad request's arguments joined with spaces -> {"status", "stderr",
+    "stdout", "same", "out" (its --out folder)}."""
     folder = tmp_path_factory.mktemp("probe_runs")
     cases = {}
     for key, args in RUNS.items():
         (folder / key).mkdir()
         cases[key] = ([*args, f"--out={folder / key}"], folder / "unwatched")
-    return {
-        key: r | {"out": folder / key} for key, r in run_cases("scaling", cases, folder).items()
-    }
+    for i, (args, _) in enumerate(BAD_REQUESTS):
+        out = folder / f"bad_{i}" / "out"
+        out.parent.mkdir()
+        cases[" ".join(args)] = ([*args, f"--out={out}"], out)
+    results = run_cases("scaling", cases, folder)
+    return {key: r | {"out": cases[key][1] if key not in RUNS else folder / key}
+            for key, r in results.items()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(all_runs):
+    """RUNS' id -> {"status", "stderr", "stdout", "out" (its --out folder)}."""
+    return {key: all_runs[key] for key in RUNS}
 
 
 @pytest.mark.parametrize("probe, args, keys", PROBES)
@@ -184,13 +200,9 @@ BAD_REQUESTS = [
 
 
 @pytest.fixture(scope="module")
-def bad_request_results(tmp_path_factory):
-    """Every command line of BAD_REQUESTS in one interpreter (tests/cli_cases.py)."""
-
-    def complete(args, case):
-        return [*args, f"--out={case / 'out'}"], case / "out"
-
-    return run_table("scaling", BAD_REQUESTS, tmp_path_factory.mktemp("bad_requests"), complete)
+def bad_request_results(all_runs):
+    """BAD_REQUESTS' results, keyed by their arguments joined with spaces (run with RUNS)."""
+    return {" ".join(args): all_runs[" ".join(args)] for args, _ in BAD_REQUESTS}
 
 
 @pytest.mark.parametrize("args, message", BAD_REQUESTS)

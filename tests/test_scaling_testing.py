@@ -67,14 +67,15 @@ def test_optimal_lr_check_passes_for_mup_with_adam():
 
 
 def test_optimal_lr_check_refuses_an_optimum_at_the_grid_edge():
-    # LRs far too small for Adam in 20 steps: the largest is best, which is no optimum
+    # LRs far too small for Adam in 60 steps: the largest is best, which is no optimum. The
+    # sizes, steps and grid length of the test above: its compiled programs are reused.
     with pytest.raises(AssertionError, match="above grid.*widen lrs"):
         assert_optimal_lr_transfers(
             mlp_family("mup", "adam"),
             data.load("mnist1d"),
-            [1e-7, 2e-7, 4e-7],
-            widths=(64, 128),
+            [1e-7, 2e-7, 4e-7, 8e-7, 1.6e-6],
+            widths=(64, 256),
             depth=2,
             seeds=1,
-            steps=20,
+            steps=60,
         )

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 import vit_reference as ref
+from flax import nnx
 
 import rules
 from scaling import coord
@@ -85,7 +86,9 @@ def test_vit_sgd_lr_multipliers_follow_tensor_programs_v():
         num_classes=10, normalization="layer",
     )  # fmt: skip
     n = 4  # width 64 over base 16
-    flat = jax.tree_util.tree_flatten_with_path(rules.lr_multipliers(spec.build(64, 2, 0)))[0]
+    # the multipliers come from the parameters' metadata: an abstract model (no init run)
+    model = nnx.eval_shape(lambda: spec.build(64, 2, 0))
+    flat = jax.tree_util.tree_flatten_with_path(rules.lr_multipliers(model))[0]
     found = {"/".join(str(k.key) for k in path): float(v) for path, v in flat}
     hidden = ("qkv/kernel", "proj/kernel", "fc1/kernel", "fc2/kernel")
     for path, value in found.items():

@@ -406,7 +406,8 @@ def test_optimizer_arguments_apply_the_decay_width_scaling():
     model_config = zoo.ModelConfig(
         input_shape=(40,), num_classes=10, width=64, depth=2, base_width=16, optimizer="adam"
     )
-    model = zoo.build("mlp", model_config, rules.get("mup"), nnx.Rngs(0))
+    # the scales come from the parameters' metadata: an abstract model (no init run)
+    model = nnx.eval_shape(lambda: zoo.build("mlp", model_config, rules.get("mup"), nnx.Rngs(0)))
     scales, decay, options = run_axes.optimizer_arguments(config, model)
     assert (decay, options) == (0.5, {})
     leaves = jax.tree.leaves(scales, is_leaf=lambda x: isinstance(x, rules.Scales))
