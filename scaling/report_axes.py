@@ -96,7 +96,9 @@ def run(req: Request, probe: str) -> Report:
 
 
 def _plot(path, req, ax, entries, key, law) -> None:
-    from scaling.plots import _save, plt
+    from scaling.plots import _pyplot, _save
+
+    plt = _pyplot()
 
     tune = ax.tune
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
