@@ -40,9 +40,16 @@ DECAY_WIDTH_SCALINGS: dict[str, tuple[str, ...]] = {
     "coupled": ("completep", "constant"),
     "independent": ("constant", "inverse_width"),
 }
+
+
 # Batch-size LR exponent per optimizer family (below the critical batch).
 BATCH_LR_POWERS: dict[str, float] = {"sgd": 1.0, "adam": 0.5}
 BETA2_BOUNDS = (0.95, 0.9999)  # marin #4567's clip of the batch-scaled beta2
+
+
+def decay_width(mode: str, scaling: str = "") -> str:
+    """The weight-decay width scaling `scaling` of `mode`, "" meaning the mode's own."""
+    return scaling or DECAY_WIDTH_SCALINGS[mode][0]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 
 from absl import flags
 
-from rules.axes import DECAY_WIDTH_SCALINGS, WEIGHT_DECAY_MODES
+from rules.axes import DECAY_WIDTH_SCALINGS, WEIGHT_DECAY_MODES, decay_width
 from scaling import corrections as corr
 from scaling.point import AXES, BATCH_KEEPS, SHAPES, UNITS, GridPoint, Schedule, along
 from scaling.transfer_axes import OBJECTIVES, TUNES
@@ -223,4 +223,4 @@ def _decay_mode(f) -> tuple[str, str]:
         raise ConfigError(
             flag, "no weight decay to act on: give --tune=weight_decay or both, or --weight_decay"
         )
-    return mode, width or choices[0]
+    return mode, decay_width(mode, width)

@@ -119,12 +119,11 @@ def grid_optimizer(grid: GridSpec, model, lr: float, weight_decays=None):
     swept (`weight_decays[0]` its initial value), in `grid`'s decay mode and width scaling."""
     if weight_decays is None:
         return rules.optimizer(grid.optimizer, lr, rules.param_scales(model), inject=True)
-    from rules.axes import DECAY_WIDTH_SCALINGS
+    from rules.axes import decay_width
     from rules.decay import decay_scales
 
     mode = grid.weight_decay_mode
-    scaling = grid.weight_decay_width or DECAY_WIDTH_SCALINGS[mode][0]
-    scales = decay_scales(model, mode, scaling)
+    scales = decay_scales(model, mode, decay_width(mode, grid.weight_decay_width))
     wd = weight_decays[0]
     return rules.optimizer(
         grid.optimizer, lr, scales, weight_decay=wd, weight_decay_mode=mode, inject=True

@@ -42,8 +42,10 @@ def run(req: Request, probe: str) -> Report:
     key = _value_key(ax.tune)
     record = {"axis": list(ax.axes), "batch_keeps": ax.batch_keeps, "steps": req.steps}
     if ax.tune != "lr" or ax.weight_decay is not None:
-        record |= {"weight_decay_mode": ax.weight_decay_mode,
-                   "weight_decay_width": ax.weight_decay_width}  # fmt: skip
+        record |= {
+            "weight_decay_mode": ax.weight_decay_mode,
+            "weight_decay_width": ax.weight_decay_width,
+        }
     record |= result
     law = None
     if len(ax.axes) == 1 and len(entries) >= 3 and ax.tune != "both":

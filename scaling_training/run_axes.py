@@ -48,7 +48,7 @@ HELP = {
 
 def weight_decay_width(config) -> str:
     """--weight_decay_width, "" resolved to the mode's own scaling."""
-    return config.weight_decay_width or axes.DECAY_WIDTH_SCALINGS[config.weight_decay_mode][0]
+    return axes.decay_width(config.weight_decay_mode, config.weight_decay_width)
 
 
 def validate_axes(config) -> None:
