@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_cases import one_line, run_cases, run_table
+from cli_cases import one_line, run_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = [
@@ -45,10 +45,12 @@ RESNET += ["--eval_every=3", "--log_every=3"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The finished runs whose outputs the tests below check. The short run's first run is
-    a real process, as a user runs it, and its outputs are read before anything else runs;
-    the rest, whose promise is their outputs (status 0), run in one interpreter
-    (tests/cli_cases.py): the short run's command again, the resnet run and the user rule's."""
+    """The finished runs whose outputs the tests below check, and BAD_INPUTS' command lines.
+    The short run's first run is a real process, as a user runs it, and its outputs are read
+    before anything else runs; the rest, whose promise is their outputs or their one-line
+    error, run in one interpreter (tests/cli_cases.py), JAX imported once for all: first
+    BAD_INPUTS (each in its own folder), then the short run's command again, the resnet run
+    and the user rule's."""
     folder = tmp_path_factory.mktemp("runs")
     short = folder / "short"
     first = run(*SMALL, "--rule=mean_field", f"--workdir={short}")
@@ -58,12 +60,18 @@ def runs(tmp_path_factory):
     (folder / "my_rules.py").write_text(RULE_FILE)
     user = [*SMALL, f"--rules_module={folder / 'my_rules.py'}", "--rule=my_mup"]
     user += ["--normalization=layer", "--dropout=0.2", f"--workdir={folder / 'user'}"]
-    cases = {
+    cases = {}
+    for i, (args, _) in enumerate(BAD_INPUTS):
+        case = folder / "bad_inputs" / str(i)
+        case.mkdir(parents=True)
+        cases[" ".join(args)] = ([*args, f"--workdir={case / 'w'}"], case / "w" / "metrics.jsonl")
+    finished = {
         "again": [*SMALL, "--rule=mean_field", f"--workdir={short}"],
         "resnet": [*RESNET, f"--workdir={folder / 'resnet'}"],
         "user_rule": user,
     }
-    results = run_cases("train", {k: (v, folder / "unwatched") for k, v in cases.items()}, folder)
+    cases |= {k: (v, folder / "unwatched") for k, v in finished.items()}
+    results = run_cases("train", cases, folder)
     return {"folder": folder, "first": first, "first_outputs": outputs, **results}
 
 
@@ -138,16 +146,9 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def bad_input_results(tmp_path_factory):
-    return run_table("train", BAD_INPUTS, tmp_path_factory.mktemp("bad_inputs"),
-                     lambda args, case: ([*args, f"--workdir={case / 'w'}"],
-                                         case / "w" / "metrics.jsonl"))  # fmt: skip
-
-
 @pytest.mark.parametrize("args, names", BAD_INPUTS)
-def test_bad_input_is_one_line_and_status_2(bad_input_results, args, names):
-    result = bad_input_results[" ".join(args)]
+def test_bad_input_is_one_line_and_status_2(runs, args, names):
+    result = runs[" ".join(args)]  # run with the finished runs (the `runs` fixture)
     line = one_line(result)
     assert line.startswith("error: "), line
     for name in names:
