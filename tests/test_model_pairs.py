@@ -74,9 +74,15 @@ def width_rules(family):
     return ["mup"] + (["depth_mup", "completep"] if residual else [])
 
 
+# resmlp-depth_mup is bound by building its 1024 x 1024 blocks (O0 inits), so its pair holds
+# 2 blocks instead of 3 (8 seeds: depth_mup's layers x1.04-x1.10; 3 blocks: x0.92-x0.97).
+WIDTH_PAIR_DEPTH = {("resmlp", "depth_mup"): 2}
+
+
 @pytest.mark.parametrize("family, rule", cases(width_rules))
 def test_width_rules_keep_update_sizes_across_a_width_pair(family, rule):
     _, depth, widths, _ = FAMILIES[family]
+    depth = WIDTH_PAIR_DEPTH.get((family, rule), depth)
     ratios = assert_update_sizes_transfer(
         spec(family, rule, base_depth=1), widths=widths, depth=depth
     )
@@ -84,8 +90,10 @@ def test_width_rules_keep_update_sizes_across_a_width_pair(family, rule):
 
 
 # The ResNet's probes are bound by compiling, not by seeds; 4 seeds still separate: SP's
-# output x7.1 at 4 seeds (x6.5 at 8), mup's x1.06 (so this test fails under mup).
-SP_SEEDS = {"resnet": 4}
+# output x7.1 at 4 seeds (x6.5 at 8), mup's x1.06 (so this test fails under mup). cnn1d's
+# are bound by building (O0 inits at width 512); 2 seeds: SP's output x4.8 (x4.2 at 8),
+# mup's x1.18 (x1.30 at 4, x1.10 at 8), so this test fails under mup.
+SP_SEEDS = {"resnet": 4, "cnn1d": 2}
 
 
 @pytest.mark.parametrize("family, rule", cases(lambda family: ["sp"]))
@@ -110,10 +118,11 @@ def test_branch_rules_keep_update_sizes_across_a_depth_pair(rule):
     )
 
 
+# 4 seeds: mup's hidden (max) x8400 (x8100 at 8), depth_mup's x1.14 (x1.18 at 8; x1.30 at 2).
 def test_without_branch_scaling_updates_explode_with_depth():
     with pytest.raises(AssertionError, match="hidden \\(max\\): update size x"):
         assert_update_sizes_transfer(
-            spec("resmlp", "mup", base_depth=1), depths=(4, 8), width=DEPTH_PAIR_WIDTH
+            spec("resmlp", "mup", base_depth=1), depths=(4, 8), width=DEPTH_PAIR_WIDTH, seeds=4
         )
 
 
