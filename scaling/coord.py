@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -22,8 +21,8 @@ from scaling.inputs import ProbeInputs
 from scaling.setup import ProbeModel, layer_order
 
 
-def _rms(x: jax.Array) -> float:
-    return float(jnp.sqrt(jnp.mean(x**2)))
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 def trajectory(model, x, labels, optimizer: str, lr: float, steps: int) -> dict[str, Any]:
@@ -31,16 +30,22 @@ def trajectory(model, x, labels, optimizer: str, lr: float, steps: int) -> dict[
     apply, params, _ = make_preactivations(model)
     tx = rules.optimizer(optimizer, lr, rules.param_scales(model))
 
-    def loss(p):
+    def loss(p, x, labels):
         logits = apply(p, x)[0]
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
+    # The batch is an argument of the compiled programs, not a constant baked into them, and
+    # the RMS are taken in numpy (float64): eager jnp ops compile once per activation shape
     @jax.jit
-    def step(p, state):
-        updates, state = tx.update(jax.grad(loss)(p), state, p)
+    def step(p, state, x, labels):
+        updates, state = tx.update(jax.grad(loss)(p, x, labels), state, p)
         return optax.apply_updates(p, updates), state
 
-    forward = jax.jit(lambda p: apply(p, x)[1])
+    compiled_forward = jax.jit(lambda p, x: apply(p, x)[1])
+
+    def forward(p) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, np.float64) for k, v in compiled_forward(p, x).items()}
+
     initial, state = forward(params), tx.init(params)
     layers = sorted(initial, key=layer_order)
     activation = {k: [] for k in layers}
@@ -51,7 +56,7 @@ def trajectory(model, x, labels, optimizer: str, lr: float, steps: int) -> dict[
             activation[k].append(_rms(current[k]))
             change[k].append(_rms(current[k] - initial[k]))
         if t < steps:
-            params, state = step(params, state)
+            params, state = step(params, state, x, labels)
     return {"layers": layers, "activation": activation, "change": change}
 
 

@@ -29,10 +29,10 @@ dW = W_after - W_before of one step of the rule's optimizer on a batch:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -67,15 +67,22 @@ def one_step(model, x, labels, optimizer: str, lr: float) -> dict[str, dict[str,
     tx = rules.optimizer(optimizer, lr, rules.param_scales(model))
     multipliers = rules.lr_multipliers(model)
 
-    def loss(p):
+    def loss(p, x, labels):
         logits = apply(p, x)[0]
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-    grads = jax.grad(loss)(params)
-    updates, _ = tx.update(grads, tx.init(params), params)
-    after = optax.apply_updates(params, updates)
-    layers = jax.jit(lambda p, d: jax.jvp(lambda q: apply(q, x)[1], (p,), (d,))[1])
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    # Compiled programs, the batch an argument (not a constant baked into them): eagerly,
+    # every op of the gradient and of the optimizer compiled on its own, once per shape
+    @jax.jit
+    def step(p, x, labels):
+        grads = jax.grad(loss)(p, x, labels)
+        updates, _ = tx.update(grads, tx.init(p), p)
+        return grads, optax.apply_updates(p, updates)
+
+    grads, after = step(params, x, labels)
+    own_outputs = jax.jit(lambda p, d, x: jax.jvp(lambda q: apply(q, x)[1], (p,), (d,))[1])
+    layers = functools.partial(own_outputs, x=x)
+    zeros = jax.tree.map(lambda p: np.zeros(p.shape, p.dtype), params)
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     treedef = jax.tree.structure(params)
     leaves = {
@@ -141,11 +148,11 @@ def _alignment(layers, params, zeros, treedef, i, w, dw, extra, k, layer) -> flo
         else:
             full[...] = direction
         tangent = jax.tree.leaves(zeros)
-        tangent[i] = jnp.asarray(full, tangent[i].dtype)
+        tangent[i] = full.astype(tangent[i].dtype)
         changes = layers(params, jax.tree.unflatten(treedef, tangent))
         if layer not in changes:
             return None
-        return float(jnp.linalg.norm(changes[layer].astype(jnp.float32)))
+        return float(np.linalg.norm(np.asarray(changes[layer], np.float64)))
 
     wk = w.reshape(-1, *w.shape[extra:])[k] if extra else w
     dk = dw.reshape(-1, *w.shape[extra:])[k] if extra else dw

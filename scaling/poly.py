@@ -27,22 +27,31 @@ def one_step_loss(model, x, y) -> np.polynomial.Polynomial:
         multipliers = rules.lr_multipliers(model)
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
 
-        def loss(p):
-            out = nnx.merge(graphdef, p, rest)(x64)
-            return 0.5 * jnp.mean(jnp.sum((out - y64) ** 2, axis=-1))
+        def loss(p, x, y):
+            out = nnx.merge(graphdef, p, rest)(x)
+            return 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=-1))
 
-        grads = jax.grad(loss)(params)
-        direction = jax.tree.map(lambda g, m: -m * g, grads, multipliers)
-        pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(direction))
-        slope = -sum(jnp.vdot(g, d) for g, d in pairs)
-        scale = float(loss(params) / slope)  # where the first-order model reaches zero loss
+        # Two compiled programs (eagerly, every op of the gradient and of the vmapped
+        # losses compiled on its own), the batch their argument
+        @jax.jit
+        def first_order(p, x, y):
+            grads = jax.grad(loss)(p, x, y)
+            direction = jax.tree.map(lambda g, m: -m * g, grads, multipliers)
+            pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(direction))
+            return direction, loss(p, x, y), -sum(jnp.vdot(g, d) for g, d in pairs)
+
+        @jax.jit
+        def along(p, direction, x, y, etas):
+            def at(eta):
+                return loss(jax.tree.map(lambda q, d: q + eta * d, p, direction), x, y)
+
+            return jax.vmap(at)(etas)
+
+        direction, value, slope = first_order(params, x64, y64)
+        scale = float(value / slope)  # where the first-order model reaches zero loss
         degree = 2 * len(jax.tree.leaves(params))
         nodes = (np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1)) + 1) * 2 * scale
-
-        def at(eta):
-            return loss(jax.tree.map(lambda p, d: p + eta * d, params, direction))
-
-        values = np.asarray(jax.vmap(at)(jnp.asarray(nodes)))
+        values = np.asarray(along(params, direction, x64, y64, jnp.asarray(nodes)))
     return np.polynomial.Polynomial.fit(nodes, values, degree)
 
 
