@@ -163,7 +163,7 @@ def test_decay_per_step_does_not_depend_on_width_under_mup():
         _, params, _ = split_model(model)
         tx = rules.optimizer("adamw", 0.1, rules.param_scales(model), weight_decay=0.5)
         zero = jax.tree.map(jnp.zeros_like, params)
-        updates, _ = tx.update(zero, tx.init(params), params)
+        updates, _ = jax.jit(tx.update)(zero, tx.init(params), params)  # not op by op
         kernel = params["hidden"][0]["kernel"]
         shrink[width] = float(jnp.mean(-updates["hidden"][0]["kernel"] / kernel))
     assert shrink[64] == pytest.approx(0.05) and shrink[256] == pytest.approx(0.05)
