@@ -5,6 +5,7 @@ redraw by the rule's formula, `initialize`) or None (untouched); then the `zero=
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -54,9 +55,18 @@ def initialize(params: Any, metas: Any, scales: Any, key: jax.Array) -> Any:
     meta_leaves = jax.tree.leaves(metas, is_leaf=lambda x: isinstance(x, LayerMeta))
     scale_leaves = jax.tree.leaves(scales, is_leaf=lambda x: isinstance(x, Scales))
     keys = jax.random.split(key, len(leaves))
-    fresh = [
-        (1.0 if meta.role == "norm" else 0.0)
-        + s.init_std * jax.random.normal(k, jnp.shape(leaf), jnp.result_type(leaf))
-        for leaf, meta, s, k in zip(leaves, meta_leaves, scale_leaves, keys)
-    ]
+    fresh = []
+    for leaf, meta, s, k in zip(leaves, meta_leaves, scale_leaves, keys):
+        value = _draw(k, jnp.shape(leaf), jnp.result_type(leaf), s.init_std, 0.0)
+        fresh.append(1.0 + value if meta.role == "norm" else value)
     return jax.tree_util.tree_unflatten(treedef, fresh)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draw(key: jax.Array, shape: tuple, dtype: Any, std: float, zero: float) -> jax.Array:
+    """zero + std x N(0, 1) as one program per (shape, dtype), whatever the std (eagerly the
+    draw, the product and the sum each compile a program per shape); the same bits as the
+    eager ops: `zero` is an argument, as a constant 0 the compiler would drop the sum (-0.0
+    would stay), and the norms' 1 + is added outside (compiled in, it may fuse into one
+    rounding)."""
+    return zero + std * jax.random.normal(key, shape, dtype)

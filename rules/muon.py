@@ -133,7 +133,7 @@ def nnx_muon_scales(model, scales: dict) -> dict:
     flat = {}
     for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         name = "/".join(str(p) for p in path)
-        flat[name] = (variable.get_metadata().get("meta"), variable[...].shape, layouts.get(name))
+        flat[name] = (variable.get_metadata().get("meta"), variable.shape, layouts.get(name))
 
     def one(path, s):
         name = path_string(path)

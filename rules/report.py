@@ -70,7 +70,8 @@ def attention_rows(model: nnx.Module) -> list[dict]:
 
 def layer_rows(model: nnx.Module) -> list[dict]:
     """One dict per parameter: path, role, shape, fan_in, init std, multiplier, LR, weight
-    decay and Adam epsilon multipliers."""
+    decay and Adam epsilon multipliers. Reads metadata and shapes only, so an abstract
+    model (`nnx.eval_shape`) gives the same rows without drawing any values."""
     rows = []
     for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         meta = param.get_metadata().get("meta")
@@ -79,7 +80,7 @@ def layer_rows(model: nnx.Module) -> list[dict]:
             {
                 "path": "/".join(str(p) for p in path),
                 "role": meta.role if meta else "-",
-                "shape": tuple(param[...].shape),
+                "shape": tuple(param.shape),
                 "fan_in": meta.fan_in if meta else None,
                 "init_std": scales.init_std,
                 "multiplier": scales.multiplier,

@@ -10,6 +10,8 @@ factor on each residual branch's output), which a rule decides (`rules.logit_sca
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -181,7 +183,14 @@ def linen_init(model: nn.Module, example, key=None):
     """The params collection of `model` (abstract when `key` is None)."""
     if key is None:
         return jax.eval_shape(lambda: model.init(jax.random.key(0), example))["params"]
-    return jax.jit(model.init)(key, example)["params"]  # the eager init compiles op by op
+    return _compiled_init(model, key, example)["params"]
+
+
+# One program per model (Linen modules hash by their fields): the eager init compiles op by
+# op, and a fresh jax.jit(model.init) per call would compile the same model again.
+@functools.partial(jax.jit, static_argnums=0)
+def _compiled_init(model: nn.Module, key, example):
+    return model.init(key, example)
 
 
 # GPT-2 as small NNX codebases write it (N(0, 0.02) everywhere, the residual projections

@@ -227,6 +227,25 @@ def test_the_rules_own_init_stays_an_explicit_choice():
         rules.parametrize(params, base, rules.mup, init=None, zero="readout", **COMMON)
 
 
+def test_the_rules_redraw_is_the_eager_formula_bit_for_bit():
+    """initialize draws each leaf as one compiled program; its bits are the eager formula's
+    (the sign of zero biases and the norms' 1 + included), float32 and bfloat16."""
+    params = {"w": jnp.ones((4, 3)), "b": jnp.ones(3), "s": jnp.ones(3)}
+    params["h"] = jnp.ones((4, 3), jnp.bfloat16)
+    role = {"w": "hidden", "b": "bias", "s": "norm", "h": "hidden"}
+    std = {"w": 0.5, "b": 0.0, "s": 0.1, "h": 0.3}
+    metas = {k: rules.LayerMeta(role=role[k], fan_in=4, fan_out=3) for k in params}
+    scales = {k: rules.Scales(init_std=std[k]) for k in params}
+    key = jax.random.key(3)
+    got = init_values.initialize(params, metas, scales, key)
+    keys = dict(zip(sorted(params), jax.random.split(key, len(params))))
+    for k, leaf in params.items():
+        draw = jax.random.normal(keys[k], leaf.shape, leaf.dtype)
+        want = (1.0 if role[k] == "norm" else 0.0) + std[k] * draw
+        assert got[k].dtype == leaf.dtype
+        assert np.asarray(got[k]).tobytes() == np.asarray(want).tobytes(), k
+
+
 class LinenBNNet(nn.Module):
     width: int
 

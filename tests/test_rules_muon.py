@@ -78,6 +78,9 @@ def test_depth_rules_give_muon_adams_exponent_and_no_epsilon():
 def test_mup_equals_sp_at_the_base_width_under_muon():
     a, b = mlp("mup", width=64), mlp("sp", width=64)
     assert rules.param_scales(a) == rules.param_scales(b)
+    # Muon's matrix axes come from shapes, which an abstract model has too
+    abstract = nnx.eval_shape(lambda: mlp("mup", width=64))
+    assert rules.param_scales(abstract) == rules.param_scales(a)
 
 
 def test_a_hidden_matrix_is_scaled_exactly_once():

@@ -86,6 +86,18 @@ def test_describe_lists_every_parameter_with_its_scales():
     assert paths.index("input/kernel") < paths.index("output/kernel"), "model order, not sorted"
 
 
+def test_an_abstract_model_describes_as_the_real_one():
+    """layer_rows and describe read metadata and shapes, so nnx.eval_shape's model (no
+    values drawn, nothing compiled) gives the real model's rows, shapes included."""
+    model = mlp("mup", optimizer="adam")
+    abstract = nnx.eval_shape(lambda: mlp("mup", optimizer="adam"))
+    kernel = nnx.state(abstract, nnx.Param)["output"]["kernel"].get_value()
+    assert isinstance(kernel, jax.ShapeDtypeStruct)  # nothing drawn
+    assert rules.layer_rows(abstract) == rules.layer_rows(model)
+    assert rules.describe(abstract) == rules.describe(model)
+    assert rules.lr_multipliers(abstract) == rules.lr_multipliers(model)
+
+
 def test_linear_uses_rule_scales_in_forward_and_init():
     meta = rules.LayerMeta(role="hidden", fan_in=512, fan_out=512, gain=2.0)
     layer = rules.Linear(meta, rules.ntk, rngs=nnx.Rngs(0))
@@ -151,7 +163,7 @@ def test_decay_per_step_does_not_depend_on_width_under_mup():
         _, params, _ = split_model(model)
         tx = rules.optimizer("adamw", 0.1, rules.param_scales(model), weight_decay=0.5)
         zero = jax.tree.map(jnp.zeros_like, params)
-        updates, _ = tx.update(zero, tx.init(params), params)
+        updates, _ = jax.jit(tx.update)(zero, tx.init(params), params)  # not op by op
         kernel = params["hidden"][0]["kernel"]
         shrink[width] = float(jnp.mean(-updates["hidden"][0]["kernel"] / kernel))
     assert shrink[64] == pytest.approx(0.05) and shrink[256] == pytest.approx(0.05)
@@ -248,10 +260,14 @@ def test_describe_shows_branch_multipliers_and_nondefault_epsilon():
         base_depth=2,
         optimizer="adam",
     )
-    plain = rules.describe(zoo.build("resmlp", config, rules.mup, nnx.Rngs(0)))
+
+    def build(rule):  # abstract: describe reads metadata and shapes only
+        return nnx.eval_shape(lambda: zoo.build("resmlp", config, rule, nnx.Rngs(0)))
+
+    plain = rules.describe(build(rules.mup))
     assert "eps_multiplier" not in plain
     assert "<branch output>  branch" in plain
-    text = rules.describe(zoo.build("resmlp", config, rules.completep, nnx.Rngs(0)))
+    text = rules.describe(build(rules.completep))
     header, *_ = text.splitlines()
     assert "eps_multiplier" in header and "wd_multiplier" not in header
     branch = [line for line in text.splitlines() if "<branch output>" in line]

@@ -41,10 +41,13 @@ def call(model, x):
 
 def perturb(model, amount=0.05):
     """Move every parameter off its init (norm scales start at 1, biases at 0)."""
-    state = nnx.state(model, nnx.Param)
-    moved = jax.tree.map(lambda v: v + amount * jnp.sin(jnp.arange(v.size).reshape(v.shape)), state)
-    nnx.update(model, moved)
+    nnx.update(model, _moved(nnx.state(model, nnx.Param), amount))
     return model
+
+
+@jax.jit  # one program: eagerly each op compiles once per parameter shape
+def _moved(state, amount):
+    return jax.tree.map(lambda v: v + amount * jnp.sin(jnp.arange(v.size).reshape(v.shape)), state)
 
 
 @pytest.mark.parametrize("kw", [{}, dict(positions="rotary"), dict(tied=True, norm="rms")])
@@ -148,7 +151,8 @@ def test_every_parameter_carries_the_rules_scales():
 
 
 def test_mup_scales_of_a_transformer_four_times_its_base_width():
-    model = lm(width=64, base_width=16, heads=4)  # n = 4, head_dim 16 (base 4)
+    # abstract: the scales are metadata, and a concrete build compiles every init shape
+    model = nnx.eval_shape(lambda: lm(width=64, base_width=16, heads=4))  # n = 4, head_dim 16
     rows = _scales(model)
     assert rows["input/table"]["lr_multiplier"] == 1 and rows["input/table"]["init_std"] == 1
     assert rows["positions/table"]["lr_multiplier"] == 1
@@ -163,13 +167,14 @@ def test_mup_scales_of_a_transformer_four_times_its_base_width():
 
 
 def test_a_fixed_head_dim_keeps_the_standard_logit_scale_under_mup():
-    model = lm(width=64, base_width=16, head_dim=8)  # 8 heads of 8; base 2 heads of 8
+    # 8 heads of 8; base 2 heads of 8 (abstract: attributes only)
+    model = nnx.eval_shape(lambda: lm(width=64, base_width=16, head_dim=8))
     assert model.trunk.blocks.heads == 8
     assert model.trunk.blocks.logit_scale == pytest.approx(1 / math.sqrt(8))
 
 
 def test_depth_rules_scale_both_branches_of_every_block():
-    model = lm(rule=rules.depth_mup, depth=8, base_depth=2)
+    model = nnx.eval_shape(lambda: lm(rule=rules.depth_mup, depth=8, base_depth=2))
     assert model.trunk.blocks.residual_multiplier == pytest.approx(0.5)
     rows = _scales(model)
     # Adam: hidden 1/n from muP times 1/sqrt(L/L0) in the branches
